@@ -1,0 +1,54 @@
+# Sunflower (向阳花). `make run` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+SUNFLOWER := $(VENV)/bin/sunflower
+export SUNFLOWER_HOME ?= $(CURDIR)/var
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PERSONS ?= 3000
+START ?= 2023-01-01
+END ?= 2025-12-31
+SEED ?= 20261128
+DATA ?=
+
+.PHONY: run test lint bench setup clean lock
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check uv==0.13.9
+	$(UV) pip install -q --python $(PY) -r requirements.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e .
+	touch $@
+
+# The main job on embedded defaults: simulate a district (unless DATA=dir is given) and ingest it.
+run: setup
+	@if [ -z "$(DATA)" ]; then \
+	  $(SUNFLOWER) simulate --persons $(PERSONS) --start $(START) --end $(END) --seed $(SEED) --out $(SUNFLOWER_HOME)/district; \
+	  $(SUNFLOWER) ingest $(SUNFLOWER_HOME)/district; \
+	else \
+	  $(SUNFLOWER) ingest $(DATA); \
+	fi
+
+test: setup
+	$(PY) -m pytest -n 2 --dist loadgroup tests
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+bench: setup
+	$(PY) -m benchmarks
+
+# Re-resolve the pinned tree after changing pyproject.toml.
+lock: $(VENV)/.installed
+	$(UV) pip compile -q --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,105 @@
+"""The input data contract (DESIGN §2), declared once.
+
+Contract: this module only *declares* the two input tables — column names,
+kinds, whether required, enumerations, bounds — and the per-type results of
+events. Validation (:mod:`features.validate`), storage (:mod:`features.store`),
+the simulator and the feature pipeline all read these declarations; nothing
+else may restate a column list or an enumeration.
+
+Canonical in-memory form (what :func:`features.validate.validate_persons` and
+``validate_events`` return, what the store holds, what ``build_features``
+takes): strings as pandas strings (missing = NA), ints as nullable ``Int64``,
+floats as ``float64``, dates and datetimes as naive ``datetime64[us]`` in
+Asia/Shanghai local time (China has no daylight saving, so this is lossless).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+LOCAL_TZ = "Asia/Shanghai"
+
+Kind = Literal["string", "int", "float", "date", "datetime", "enum"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an input table."""
+
+    name: str
+    kind: Kind
+    required: bool
+    description: str
+    choices: tuple[str, ...] = ()
+    min_value: float | None = None
+    max_value: float | None = None
+    #: Free text may hold personal details: never echoed into reports or logs.
+    free_text: bool = False
+
+
+SEXES = ("M", "F")
+PROGRAMS = ("community_detox", "community_rehab")
+DRUGS = ("heroin", "methamphetamine", "ketamine", "cannabis", "other")
+HOUSEHOLDS = ("local", "non_local")
+LIVING = ("with_family", "alone", "other")
+SOURCES = ("police", "lab", "worker", "pharmacy", "other_district")
+
+PERSON_COLUMNS: tuple[Column, ...] = (
+    Column("person_id", "string", True, "pseudonymous id; never a name or ID number"),
+    Column("sex", "enum", True, "M/F", choices=SEXES),
+    Column("birth_year", "int", True, "year of birth", min_value=1900, max_value=2030),
+    Column("district", "string", True, "district (区)"),
+    Column("town", "string", True, "town (街镇)"),
+    Column("worker_id", "string", True, "assigned social worker"),
+    Column("program", "enum", True, "community_detox / community_rehab", choices=PROGRAMS),
+    Column("program_start", "date", True, "agreement start"),
+    Column("program_end", "date", True, "planned agreement end"),
+    Column("primary_drug", "enum", True, "main drug", choices=DRUGS),
+    Column("first_use_year", "int", False, "year of first use", min_value=1900, max_value=2030),
+    Column("prior_compulsory_detox", "int", False, "prior compulsory detox episodes", min_value=0),
+    Column("household", "enum", False, "household registration (户籍)", choices=HOUSEHOLDS),
+    Column("living", "enum", False, "living situation", choices=LIVING),
+    Column("marital", "string", False, "marital status", free_text=True),
+    Column("education", "string", False, "education", free_text=True),
+)
+
+TEST_RESULTS = ("negative", "positive", "refused", "invalid")
+EXIT_RESULTS = ("completed", "violation", "custody", "death", "transferred")
+
+#: Event type -> allowed results. An empty tuple means "result not used" (any
+#: value, including empty, is kept as given); a non-empty tuple makes the
+#: result required and restricted to those values.
+EVENT_RESULTS: dict[str, tuple[str, ...]] = {
+    "check_in": ("attended", "missed"),
+    "urine_test": TEST_RESULTS,
+    "hair_test": TEST_RESULTS,
+    "home_visit": (),
+    "counselling": (),
+    "peer_education": (),
+    "family_contact": (),
+    "employment_start": (),
+    "employment_end": (),
+    "controlled_medicine_purchase": (),
+    "leave_notice": (),
+    "transfer_out": (),
+    "transfer_in": (),
+    "lost_contact": (),
+    "contact_restored": (),
+    "program_exit": EXIT_RESULTS,
+}
+EVENT_TYPES: tuple[str, ...] = tuple(EVENT_RESULTS)
+
+EVENT_COLUMNS: tuple[Column, ...] = (
+    Column("event_id", "string", True, "unique; loading the same id twice is a no-op"),
+    Column("person_id", "string", True, "must exist in persons"),
+    Column("ts", "datetime", True, "when it happened"),
+    Column("recorded_at", "datetime", False, "when the system learned it; default ts; >= ts"),
+    Column("type", "enum", True, "event type", choices=EVENT_TYPES),
+    Column("result", "string", False, "meaning depends on type"),
+    Column("value", "float", False, "quantity (medicine) or days away (leave notice)"),
+    Column("source", "string", False, "who sent it; usually one of SOURCES"),
+)
+
+PERSON_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in PERSON_COLUMNS)
+EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in EVENT_COLUMNS)

@@ -1,0 +1,352 @@
+"""Validation of the input tables against the contract (:mod:`features.contract`).
+
+Contract: :func:`validate_persons` and :func:`validate_events` take a raw frame
+(as read from CSV — all strings — or Parquet — typed) and return a
+:class:`Validated`: the good rows in canonical form and one rejection line per
+(row, column, reason). A row is good only if it has no rejection. Rejections
+name the file, the 1-based data row (``row``; the CSV line is ``row + 1``), the
+column, a stable reason ``code`` and a readable ``reason``. Values of free-text
+columns are never echoed into a reason.
+
+Rules, by code:
+``missing_column``, ``missing_required``, ``bad_date``, ``bad_datetime``,
+``bad_int``, ``bad_number``, ``out_of_range``, ``not_in_choices``,
+``unknown_event_type``, ``bad_result``, ``recorded_before_ts``,
+``end_before_start``, ``first_use_before_birth``, ``unknown_person``,
+``duplicate_conflict`` (the same id twice in one file with different values:
+every copy is rejected). Exact duplicates inside a file are kept once.
+Conflicts with what is already stored are decided by :mod:`features.ingest`.
+
+Times: a value without a zone is Asia/Shanghai local time; a value with a zone
+(``Z``, ``+08:00``…) is converted to it. Canonical times are naive local
+``datetime64[us]``. An empty ``recorded_at`` means ``ts``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.contract import (
+    EVENT_COLUMNS,
+    EVENT_RESULTS,
+    EVENT_TYPES,
+    LOCAL_TZ,
+    PERSON_COLUMNS,
+    Column,
+)
+
+REJECTION_COLUMNS = ("file", "row", "column", "code", "reason")
+_ZONED = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
+@dataclass
+class Validated:
+    """Good rows in canonical form, and what was rejected and why."""
+
+    good: pd.DataFrame
+    rejections: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(REJECTION_COLUMNS))
+    )
+    #: Exact in-file duplicates that were kept once.
+    duplicates_dropped: int = 0
+    #: 1-based row number in the file of each good row.
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def rejected_rows(self) -> int:
+        """How many distinct rows were rejected."""
+        return int(self.rejections.loc[self.rejections["row"] > 0, "row"].nunique())
+
+
+class _Rejections:
+    """Collects rejection lines column by column, vectorised."""
+
+    def __init__(self, file: str, n_rows: int) -> None:
+        self.file = file
+        self.bad = np.zeros(n_rows, dtype=bool)
+        self._parts: list[pd.DataFrame] = []
+
+    def add(self, mask: np.ndarray, column: str, code: str, reasons: pd.Series | str) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        rows = np.flatnonzero(mask)
+        self.bad[rows] = True
+        if isinstance(reasons, str):
+            text: pd.Series | list[str] = [reasons] * len(rows)
+        else:
+            text = reasons.iloc[rows].astype(str).to_numpy()
+        self._parts.append(
+            pd.DataFrame(
+                {
+                    "file": self.file,
+                    "row": rows + 1,
+                    "column": column,
+                    "code": code,
+                    "reason": text,
+                }
+            )
+        )
+
+    def whole_file(self, column: str, code: str, reason: str) -> None:
+        self.bad[:] = True
+        self._parts.append(
+            pd.DataFrame(
+                {
+                    "file": [self.file],
+                    "row": [0],
+                    "column": [column],
+                    "code": [code],
+                    "reason": [reason],
+                }
+            )
+        )
+
+    def frame(self) -> pd.DataFrame:
+        if not self._parts:
+            return pd.DataFrame(
+                {
+                    "file": pd.Series(dtype=str),
+                    "row": pd.Series(dtype="int64"),
+                    "column": pd.Series(dtype=str),
+                    "code": pd.Series(dtype=str),
+                    "reason": pd.Series(dtype=str),
+                }
+            )
+        out = pd.concat(self._parts, ignore_index=True)
+        return out.sort_values(["row", "column"], kind="stable").reset_index(drop=True)
+
+
+def read_input(path: Path) -> pd.DataFrame:
+    """Read one input table: CSV as all-strings (empty = missing), Parquet typed."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    raise ValueError(f"{path.name}: unsupported input format (use .csv or .parquet)")
+
+
+def find_input(directory: Path, table: str) -> Path | None:
+    """``DIR/<table>.parquet`` or ``DIR/<table>.csv`` (Parquet wins), or None."""
+    for suffix in (".parquet", ".csv"):
+        candidate = directory / f"{table}{suffix}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Strings with surrounding blanks removed; empty and missing become NA."""
+    text = series.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def _missing(series: pd.Series) -> np.ndarray:
+    if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+        return _as_text(series).isna().to_numpy()
+    return series.isna().to_numpy()
+
+
+def _parse_datetime(series: pd.Series, date_only: bool) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        parsed = series
+        if getattr(series.dt, "tz", None) is not None:
+            parsed = series.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None)
+    elif series.dtype == object and series.map(lambda v: hasattr(v, "year")).any():
+        parsed = pd.to_datetime(series, errors="coerce")
+    else:
+        text = _as_text(series)
+        zoned = text.str.contains(_ZONED, regex=True, na=False).to_numpy()
+        parsed = pd.to_datetime(text.where(~zoned), format="ISO8601", errors="coerce")
+        if zoned.any():
+            aware = pd.to_datetime(text[zoned], format="ISO8601", utc=True, errors="coerce")
+            parsed = parsed.astype("datetime64[us]")
+            parsed[zoned] = (
+                aware.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).astype("datetime64[us]")
+            )
+    parsed = parsed.astype("datetime64[us]")
+    return parsed.dt.normalize() if date_only else parsed
+
+
+def _parse_column(col: Column, raw: pd.Series, rej: _Rejections) -> pd.Series:
+    """Parse one column to its canonical dtype, recording failures."""
+    missing = _missing(raw)
+    if col.required:
+        rej.add(missing, col.name, "missing_required", f"{col.name} is required")
+    present = ~missing
+    if col.kind in ("date", "datetime"):
+        parsed = _parse_datetime(raw, date_only=col.kind == "date")
+        failed = present & parsed.isna().to_numpy()
+        shown = _as_text(raw).fillna("")
+        rej.add(
+            failed,
+            col.name,
+            f"bad_{col.kind}",
+            "not an ISO 8601 "
+            + ("date" if col.kind == "date" else "date-time")
+            + ": '"
+            + shown
+            + "'",
+        )
+        return parsed
+    if col.kind in ("int", "float"):
+        numbers = pd.to_numeric(
+            _as_text(raw)
+            if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype)
+            else raw,
+            errors="coerce",
+        ).astype("float64")
+        failed = present & numbers.isna().to_numpy()
+        if col.kind == "int":
+            failed |= (
+                present & ~failed & (np.floor(numbers.fillna(0)) != numbers.fillna(0)).to_numpy()
+            )
+        shown = _as_text(raw).fillna("")
+        rej.add(
+            failed,
+            col.name,
+            f"bad_{'int' if col.kind == 'int' else 'number'}",
+            f"not {'a whole number' if col.kind == 'int' else 'a number'}: '" + shown + "'",
+        )
+        ok = present & ~failed
+        low = ok & (numbers < col.min_value).to_numpy() if col.min_value is not None else None
+        high = ok & (numbers > col.max_value).to_numpy() if col.max_value is not None else None
+        for mask, bound, word in ((low, col.min_value, "below"), (high, col.max_value, "above")):
+            if mask is not None:
+                rej.add(
+                    mask, col.name, "out_of_range", f"{col.name} " + shown + f" is {word} {bound:g}"
+                )
+        return numbers.round().astype("Int64") if col.kind == "int" else numbers
+    text = _as_text(raw)
+    if col.kind == "enum":
+        bad = present & ~text.isin(col.choices).to_numpy()
+        if col.name == "type":
+            rej.add(
+                bad, col.name, "unknown_event_type", "unknown event type '" + text.fillna("") + "'"
+            )
+        else:
+            rej.add(
+                bad,
+                col.name,
+                "not_in_choices",
+                "'" + text.fillna("") + f"' is not one of {', '.join(col.choices)}",
+            )
+    return text.astype(str).where(text.notna())
+
+
+def _parse_table(raw: pd.DataFrame, columns: tuple[Column, ...], rej: _Rejections) -> pd.DataFrame:
+    absent = [c.name for c in columns if c.required and c.name not in raw.columns]
+    for name in absent:
+        rej.whole_file(name, "missing_column", f"required column '{name}' is missing")
+    out: dict[str, pd.Series] = {}
+    for col in columns:
+        if col.name in raw.columns:
+            series = raw[col.name].reset_index(drop=True)
+            out[col.name] = _parse_column(col, series, rej)
+        else:
+            # An absent column: every value missing, reported once (above) if required.
+            empty = pd.Series([None] * len(raw), dtype=object)
+            out[col.name] = _parse_column(replace(col, required=False), empty, rej)
+    return pd.DataFrame(out)
+
+
+def _duplicates(
+    frame: pd.DataFrame, key: str, ok: np.ndarray, rej: _Rejections
+) -> tuple[np.ndarray, int]:
+    """Reject conflicting copies of an id; keep exact duplicates once."""
+    keys = frame[key]
+    dup_any = keys.duplicated(keep=False).to_numpy() & ok
+    if not dup_any.any():
+        return ok, 0
+    sub = frame[dup_any]
+    distinct = sub.drop_duplicates().groupby(key, sort=False).size()
+    conflicting = keys.isin(distinct.index[distinct > 1]).to_numpy() & dup_any
+    rej.add(
+        conflicting,
+        key,
+        "duplicate_conflict",
+        f"{key} appears more than once with different values",
+    )
+    exact_dupes = frame.duplicated(keep="first").to_numpy() & dup_any & ~conflicting
+    return ok & ~conflicting & ~exact_dupes, int(exact_dupes.sum())
+
+
+def validate_persons(raw: pd.DataFrame, file: str = "persons") -> Validated:
+    """Validate a persons table; see the module docstring for the rules."""
+    rej = _Rejections(file, len(raw))
+    frame = _parse_table(raw, PERSON_COLUMNS, rej)
+    both = frame["program_start"].notna() & frame["program_end"].notna()
+    rej.add(
+        (both & (frame["program_end"] < frame["program_start"])).to_numpy(),
+        "program_end",
+        "end_before_start",
+        "program_end is before program_start",
+    )
+    years = frame["first_use_year"].notna() & frame["birth_year"].notna()
+    early = years & (frame["first_use_year"] < frame["birth_year"])
+    rej.add(
+        early.fillna(False).to_numpy(),
+        "first_use_year",
+        "first_use_before_birth",
+        "first_use_year is before birth_year",
+    )
+    keep, dropped = _duplicates(frame, "person_id", ~rej.bad, rej)
+    return _validated(frame, keep, rej, dropped)
+
+
+def validate_events(
+    raw: pd.DataFrame, known_person_ids: Iterable[str] | pd.Index, file: str = "events"
+) -> Validated:
+    """Validate an events table against the persons known (in the file or stored)."""
+    rej = _Rejections(file, len(raw))
+    frame = _parse_table(raw, EVENT_COLUMNS, rej)
+    frame["recorded_at"] = frame["recorded_at"].fillna(frame["ts"])
+    early = (frame["recorded_at"] < frame["ts"]).fillna(False).to_numpy()
+    rej.add(early, "recorded_at", "recorded_before_ts", "recorded_at is before ts")
+    _check_results(frame, rej)
+    known = (
+        pd.Index(known_person_ids)
+        if not isinstance(known_person_ids, pd.Index)
+        else known_person_ids
+    )
+    unknown = frame["person_id"].notna() & ~frame["person_id"].isin(known)
+    rej.add(
+        unknown.to_numpy(),
+        "person_id",
+        "unknown_person",
+        "no person with person_id '" + frame["person_id"].fillna("") + "'",
+    )
+    keep, dropped = _duplicates(frame, "event_id", ~rej.bad, rej)
+    return _validated(frame, keep, rej, dropped)
+
+
+def _validated(frame: pd.DataFrame, keep: np.ndarray, rej: _Rejections, dropped: int) -> Validated:
+    return Validated(
+        frame[keep].reset_index(drop=True), rej.frame(), dropped, np.flatnonzero(keep) + 1
+    )
+
+
+def _check_results(frame: pd.DataFrame, rej: _Rejections) -> None:
+    """Results restricted by type (check-ins, tests, exits) must be one of theirs."""
+    result = frame["result"]
+    for event_type in EVENT_TYPES:
+        allowed = EVENT_RESULTS[event_type]
+        if not allowed:
+            continue
+        of_type = (frame["type"] == event_type).fillna(False).to_numpy()
+        if not of_type.any():
+            continue
+        bad = of_type & ~result.isin(allowed).to_numpy()
+        rej.add(
+            bad,
+            "result",
+            "bad_result",
+            f"{event_type} needs a result in ({', '.join(allowed)}), got '"
+            + result.fillna("")
+            + "'",
+        )

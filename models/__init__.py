@@ -1,0 +1,4 @@
+"""Models (layer 2): training, temporal evaluation, calibration, fairness, registry, explanations.
+
+Depends on :mod:`features` only; never imports :mod:`serving`.
+"""

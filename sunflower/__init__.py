@@ -1,0 +1,1 @@
+"""Sunflower (向阳花): the console command that wires features, models and serving."""

@@ -1,0 +1,25 @@
+"""The ``sunflower`` console command (DESIGN §6).
+
+Contract: a thin wiring layer. Each subcommand parses its options, builds
+settings with :func:`features.settings.get_settings` and calls one function of
+a layer; no domain logic lives here. Heavy imports happen inside commands so
+``sunflower --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from sunflower import cli_data
+
+app = typer.Typer(
+    name="sunflower",
+    help="Sunflower (向阳花): relapse and loss-of-contact early warning.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+cli_data.register(app)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,46 @@
+"""Shared fixtures: databases (SQLite file and a throwaway PostgreSQL cluster)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests import pg
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pg.Cluster]:
+    """One throwaway PostgreSQL cluster per test process."""
+    if not pg.available():
+        pytest.fail("PostgreSQL's initdb/pg_ctl are missing: run .ci/run or install postgresql")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    port = 15400 + int(worker.removeprefix("gw") or 0) + (os.getpid() % 50) * 10
+    cluster = pg.start_cluster(port)
+    yield cluster
+    cluster.stop()
+
+
+_db_counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL: a SQLite file, or a new database in the PG cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sunflower.db'}"
+    cluster: pg.Cluster = request.getfixturevalue("pg_cluster")
+    return cluster.url(f"t{os.getpid()}_{next(_db_counter)}")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    """An engine on a fresh database (both backends)."""
+    from features.store import make_engine
+
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
