@@ -1,0 +1,328 @@
+"""The feature catalog: every model input declared as data (``catalog.yaml``).
+
+Contract: :func:`load_catalog` parses the YAML into pydantic models with
+``extra="forbid"`` (a typo is an error) and checks every event type, result
+and person column against :mod:`features.contract`. :meth:`Catalog.features`
+expands each entry into the columns the engine writes, in a stable order, each
+a :class:`Feature` with its family, window, zh-CN/en description template
+(filled by :meth:`Feature.describe`), actionable flag and suggested plan item.
+
+Encoding (stable, numeric): counts, sums and day counts are numbers;
+categories are one-hot ``<name>_<choice>`` columns in contract order (plus
+``<name>_unknown`` for an optional column, ``<name>_none`` when no event is
+known); imputed values carry a 0/1 ``<name>_imp`` flag.
+
+Missing-value rules (triage style): counts and sums of events are 0 when no
+event is known; ``days_since_last`` without an event imputes either a constant
+or the days since the programme started; optional person numbers impute a
+constant; share trends impute 0. Each rule may add the ``_imp`` flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from features.contract import EVENT_RESULTS, PERSON_COLUMNS
+
+CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
+
+Family = Literal[
+    "static", "compliance", "testing", "support", "employment", "mobility", "pharmacy", "trend"
+]
+Kind = Literal[
+    "count",
+    "sum",
+    "days_since_last",
+    "last_category",
+    "consecutive",
+    "state_now",
+    "state_days",
+    "share_trend",
+    "years_since",
+    "years_between",
+    "person_number",
+    "person_category",
+    "days_since_date",
+    "days_until_date",
+]
+Window = int | Literal["all"]
+Format = Literal["int", "float1", "percent", "flag"]
+_WINDOWED = {"count", "sum", "days_since_last", "consecutive", "state_days"}
+_PERSON = {c.name: c for c in PERSON_COLUMNS}
+_EVENT_KINDS = {
+    "count",
+    "sum",
+    "days_since_last",
+    "last_category",
+    "consecutive",
+    "state_now",
+    "state_days",
+    "share_trend",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventFilter(_Strict):
+    """Events of any of ``types`` whose result is any of ``results`` (empty: any)."""
+
+    types: tuple[str, ...]
+    results: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _known(self) -> EventFilter:
+        for t in self.types:
+            if t not in EVENT_RESULTS:
+                raise ValueError(f"unknown event type {t!r} (see features.contract)")
+            bad = [r for r in self.results if EVENT_RESULTS[t] and r not in EVENT_RESULTS[t]]
+            if bad:
+                raise ValueError(f"results {bad} are not allowed for {t!r}")
+        return self
+
+
+class Missing(_Strict):
+    """How a missing value is filled, and whether a ``_imp`` flag column is added."""
+
+    rule: Literal["zero", "constant", "days_in_program"] = "zero"
+    value: float = 0.0
+    flag: bool = False
+
+
+class PlanItem(_Strict):
+    id: str
+    zh: str
+    en: str
+
+
+class Periods(_Strict):
+    zh: str
+    en: str
+    zh_all: str
+    en_all: str
+
+
+class FeatureSpec(_Strict):
+    """One catalog entry; expands to one column per window or category."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    family: Family
+    kind: Kind
+    windows: tuple[Window, ...] = ("all",)
+    events: EventFilter | Literal["contact"] | None = None
+    versus: EventFilter | None = None
+    column: str | None = None
+    column_to: str | None = None
+    choices: str | None = None
+    recent: int | None = None
+    prior: int | None = None
+    missing: Missing = Missing()
+    format: Format = "int"
+    actionable: bool = False
+    plan_item: str | None = None
+    zh: str
+    en: str
+    missing_zh: str | None = None
+    missing_en: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureSpec:
+        if self.kind in _EVENT_KINDS and self.events is None:
+            raise ValueError(f"{self.name}: kind {self.kind} needs `events`")
+        if (
+            self.kind in {"consecutive", "state_now", "state_days", "share_trend"}
+            and not self.versus
+        ):
+            raise ValueError(f"{self.name}: kind {self.kind} needs `versus`")
+        if self.kind == "share_trend" and not (self.recent and self.prior):
+            raise ValueError(f"{self.name}: share_trend needs `recent` and `prior` days")
+        for col in (self.column, self.column_to):
+            if col is not None and col not in _PERSON:
+                raise ValueError(f"{self.name}: unknown person column {col!r}")
+        if self.kind not in _EVENT_KINDS and self.column is None:
+            raise ValueError(f"{self.name}: kind {self.kind} needs `column`")
+        if self.missing.flag and not (self.missing_zh and self.missing_en):
+            raise ValueError(f"{self.name}: a flagged feature needs missing_zh and missing_en")
+        return self
+
+
+class Catalog(_Strict):
+    """The parsed catalog. Build with :func:`load_catalog`."""
+
+    catalog_version: str
+    periods: Periods
+    contact: tuple[EventFilter, ...]
+    plan_items: tuple[PlanItem, ...]
+    choice_labels: dict[str, dict[str, tuple[str, str]]]
+    specs: tuple[FeatureSpec, ...] = Field(alias="features")
+
+    @model_validator(mode="after")
+    def _references(self) -> Catalog:
+        ids = {p.id for p in self.plan_items}
+        names: set[str] = set()
+        for spec in self.specs:
+            if spec.plan_item is not None and spec.plan_item not in ids:
+                raise ValueError(f"{spec.name}: unknown plan item {spec.plan_item!r}")
+            if spec.name in names:
+                raise ValueError(f"duplicate feature name {spec.name!r}")
+            names.add(spec.name)
+            if spec.kind in {"person_category", "last_category"}:
+                self.choices_of(spec)
+        return self
+
+    def choices_of(self, spec: FeatureSpec) -> tuple[str, ...]:
+        """The contract's choices for a category feature (labels must match exactly)."""
+        if spec.kind == "person_category":
+            assert spec.column is not None
+            key, choices = spec.column, _PERSON[spec.column].choices
+        else:
+            assert isinstance(spec.events, EventFilter) and spec.choices is not None
+            key, choices = spec.choices, EVENT_RESULTS[spec.events.types[0]]
+        labels = self.choice_labels.get(key, {})
+        if set(labels) != set(choices):
+            raise ValueError(f"choice_labels[{key!r}] must name exactly {list(choices)}")
+        return choices
+
+    def label_of(self, spec: FeatureSpec, choice: str) -> tuple[str, str]:
+        key = spec.column if spec.kind == "person_category" else spec.choices
+        assert key is not None
+        return self.choice_labels[key][choice]
+
+    def plan_item(self, item_id: str) -> PlanItem:
+        return next(p for p in self.plan_items if p.id == item_id)
+
+    def features(self) -> tuple[Feature, ...]:
+        """Every output column, in the engine's order (after person_id, as_of)."""
+        return _expand(self)
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One output column with the words that explain it."""
+
+    name: str
+    spec: str
+    family: str
+    kind: str
+    window: Window | None
+    format: Format
+    actionable: bool
+    plan_item: str | None
+    zh: str
+    en: str
+    zh_off: str | None = None
+    en_off: str | None = None
+
+    def describe(self, value: float, lang: Literal["zh", "en"] = "zh") -> str:
+        """The description filled with ``value`` (e.g. 在过去30天内漏报到2次)."""
+        template = self.zh if lang == "zh" else self.en
+        if self.format == "flag" and not value and self.zh_off and self.en_off:
+            template = self.zh_off if lang == "zh" else self.en_off
+        return template.format(value=_format(value, self.format))
+
+
+def _format(value: float, fmt: Format) -> str:
+    if fmt == "percent":
+        return f"{value * 100:+.0f}%"
+    if fmt == "float1":
+        return f"{value:.1f}".rstrip("0").rstrip(".")
+    return str(int(round(value)))
+
+
+def _expand(cat: Catalog) -> tuple[Feature, ...]:
+    out: list[Feature] = []
+    for spec in cat.specs:
+
+        def add(
+            name: str,
+            zh: str,
+            en: str,
+            window: Window | None = None,
+            fmt: Format | None = None,
+            spec: FeatureSpec = spec,
+        ) -> None:
+            out.append(
+                Feature(
+                    name,
+                    spec.name,
+                    spec.family,
+                    spec.kind,
+                    window,
+                    fmt or spec.format,
+                    spec.actionable,
+                    spec.plan_item,
+                    zh,
+                    en,
+                )
+            )
+
+        if spec.kind in {"person_category", "last_category"}:
+            for choice in cat.choices_of(spec):
+                zh, en = cat.label_of(spec, choice)
+                add(
+                    f"{spec.name}_{choice}",
+                    spec.zh.replace("{choice}", zh),
+                    spec.en.replace("{choice}", en),
+                    fmt="flag",
+                )
+            optional = spec.kind == "last_category" or not _PERSON[spec.column or ""].required
+            if optional:
+                suffix = "none" if spec.kind == "last_category" else "unknown"
+                add(
+                    f"{spec.name}_{suffix}",
+                    spec.missing_zh or "",
+                    spec.missing_en or "",
+                    fmt="flag",
+                )
+            continue
+        if spec.kind in _WINDOWED:
+            for w in spec.windows:
+                zh_p = cat.periods.zh_all if w == "all" else cat.periods.zh.format(days=w)
+                en_p = cat.periods.en_all if w == "all" else cat.periods.en.format(days=w)
+                suffix = "" if len(spec.windows) == 1 and w == "all" else f"_{_wname(w)}"
+                add(
+                    f"{spec.name}{suffix}",
+                    spec.zh.replace("{period}", zh_p),
+                    spec.en.replace("{period}", en_p),
+                    window=w,
+                )
+        elif spec.kind == "state_now":
+            out.append(
+                Feature(
+                    spec.name,
+                    spec.name,
+                    spec.family,
+                    spec.kind,
+                    None,
+                    "flag",
+                    spec.actionable,
+                    spec.plan_item,
+                    spec.zh,
+                    spec.en,
+                    spec.missing_zh,
+                    spec.missing_en,
+                )
+            )
+        else:
+            add(spec.name, spec.zh, spec.en)
+        if spec.missing.flag:
+            add(f"{spec.name}_imp", spec.missing_zh or "", spec.missing_en or "", fmt="flag")
+    return tuple(out)
+
+
+def _wname(w: Window) -> str:
+    return "all" if w == "all" else f"{w}d"
+
+
+@cache
+def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+    """Parse and check the catalog YAML (cached per path)."""
+    with open(path, encoding="utf-8") as fh:
+        return Catalog.model_validate(yaml.safe_load(fh))
