@@ -277,8 +277,10 @@ def _store(
         already = conn.execute(
             sa.select(sa.func.count()).select_from(joined).where(sa.not_(differs))
         ).scalar_one()
-        new = sa.select(*[stage.c[n] for n in names], sa.literal(run_id)).where(
-            ~sa.exists().where(table.c[key] == stage.c[key])
+        new = (
+            sa.select(*[stage.c[n] for n in names], sa.literal(run_id))
+            .where(~sa.exists().where(table.c[key] == stage.c[key]))
+            .order_by(stage.c[key])  # key order: the primary-key index is appended to
         )
         conn.execute(table.insert().from_select([*names, "ingest_run_id"], new))
     finally:

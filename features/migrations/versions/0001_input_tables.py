@@ -63,9 +63,9 @@ def upgrade() -> None:
         sa.Column("value", sa.Float, nullable=True),
         sa.Column("source", sa.String(40), nullable=True),
         sa.Column("ingest_run_id", sa.Integer, sa.ForeignKey("ingest_runs.id"), nullable=True),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_events_person_recorded", "events", ["person_id", "recorded_at"])
-    op.create_index("ix_events_recorded", "events", ["recorded_at"])
 
 
 def downgrade() -> None:
