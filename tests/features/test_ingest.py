@@ -19,7 +19,7 @@ from features.ingest import ingest_dir, ingest_frames
 from features.store import load_events, load_persons
 from tests.factories import event, events_frame, person, persons_frame
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "examples"
 
 
 def _counts(engine: sa.Engine) -> tuple[int, int]:
