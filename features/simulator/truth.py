@@ -1,0 +1,153 @@
+"""The ground truth: each outcome's label probability given the hidden state.
+
+Contract: for the people in the cohort at a month start (``as_of``),
+:func:`label_probabilities` returns p = P(the outcome's label is positive),
+the label being DESIGN §3's: relapse = a urine or hair test with result
+positive or refused with ``as_of <= ts < as_of + horizon``; loss of contact =
+a ``lost_contact`` event in that window. Exits end observation: a person who
+leaves before an outcome contributes a negative (so the mean of p matches the
+share of cohort rows whose label turns out positive, counting rows whose
+window the exit cut short as not positive).
+
+Method (documented in docs/simulator.md): within a calendar month every daily
+rate is constant (:mod:`features.simulator.hazard`), and the hidden state that
+moves daily is two-valued (abstinent / using) plus absorbing outcomes (label,
+exit, abscond). Given a path of the monthly latent factors, the label
+probability is therefore exact: each stretch of n days with constant rates is
+one 2x2 matrix power and geometric sum, done in closed form from the
+eigenvalues. The factor paths themselves (up to three month-start switches in
+a 90-day window) are sampled ``paths`` times; p is the mean over paths and its
+Monte-Carlo standard error is returned with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from features.simulator.config import SimConfig
+from features.simulator.hazard import COVARIATES, Cov, Rates, Static, month_rates, step_covariates
+
+_SPLIT = 5e-7
+
+
+@dataclass
+class CohortState:
+    """Hidden state of the people in contact at as_of (all arrays one per person)."""
+
+    static: Static
+    cov: Cov
+    using: np.ndarray
+    days_since_release: np.ndarray
+    days_to_end: np.ndarray  # planned end - as_of (>= 0): last day in the programme
+    #: days from as_of to each calendar month start inside the window, ascending
+    month_starts: tuple[int, ...]
+
+
+def _f_pow(lam: np.ndarray, n: np.ndarray) -> np.ndarray:
+    return np.power(lam, n)
+
+
+def _f_geo(lam: np.ndarray, n: np.ndarray) -> np.ndarray:
+    one_minus = 1.0 - lam
+    safe = np.where(np.abs(one_minus) < 1e-12, 1.0, one_minus)
+    return np.where(np.abs(one_minus) < 1e-12, n, -np.expm1(n * np.log(np.abs(lam))) / safe)
+
+
+def _coefficients(f, l1, l2, n):
+    """f(M) = c1 M + c0 I for a 2x2 M with eigenvalues l1 > l2."""
+    f1, f2 = f(l1, n), f(l2, n)
+    c1 = (f1 - f2) / (l1 - l2)
+    return c1, f1 - l1 * c1
+
+
+def block(va, vu, keep_a, keep_u, onset, remit, gain_a, gain_u, n):
+    """n days with constant rates, in closed form.
+
+    Each day: the label gains ``v . gain``; then v <- (v * keep) @ T with
+    T = [[1-onset, onset], [remit, 1-remit]]. Returns (total gain, va, vu).
+    """
+    m11, m12 = keep_a * (1 - onset), keep_a * onset
+    m21, m22 = keep_u * remit, keep_u * (1 - remit)
+    disc = np.sqrt(np.maximum((m11 - m22) ** 2 + 4 * m12 * m21, 0.0))
+    mid, half = (m11 + m22) / 2, np.maximum(disc / 2, _SPLIT)
+    l1, l2 = mid + half, mid - half
+    n = n.astype(float)
+    g1, g0 = _coefficients(_f_geo, l1, l2, n)
+    p1, p0 = _coefficients(_f_pow, l1, l2, n)
+    ma, mu = va * m11 + vu * m21, va * m12 + vu * m22
+    gain = g1 * (ma * gain_a + mu * gain_u) + g0 * (va * gain_a + vu * gain_u)
+    return gain, p1 * ma + p0 * va, p1 * mu + p0 * vu
+
+
+def _paths(cfg: SimConfig, state: CohortState, k: int, rng: np.random.Generator) -> list[Rates]:
+    """Rates for the as_of month and each later month start, for k factor paths."""
+    rows = len(state.using)
+    st = state.static.repeat(k)
+    cov = {name: np.tile(state.cov[name], k) for name in COVARIATES}
+    dsr = np.tile(state.days_since_release, k)
+    rates = [month_rates(cfg, st, cov, dsr)]
+    for offset in state.month_starts:
+        cov = step_covariates(cfg, st, cov, dsr + offset, rng.random((len(COVARIATES), rows * k)))
+        rates.append(month_rates(cfg, st, cov, dsr + offset))
+    return rates
+
+
+def label_probabilities(
+    cfg: SimConfig, state: CohortState, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(p_relapse, p_loss_of_contact, se_relapse, se_loss_of_contact) per person."""
+    rows, k = len(state.using), cfg.truth.paths
+    horizon, loc = cfg.truth.horizon_days, cfg.loss_of_contact
+    if rows == 0:
+        empty = np.zeros(0)
+        return empty, empty, empty, empty
+    rates = _paths(cfg, state, k, rng)
+    stack = {
+        name: np.stack([np.broadcast_to(getattr(r, name), (rows * k,)) for r in rates])
+        for name in ("onset", "pi_a", "pi_u", "exit_a", "exit_u", "abscond_a", "abscond_u")
+    }
+    remit = rates[0].remit
+    end = np.tile(state.days_to_end, k)
+    abscond_until = end - loc.no_abscond_last_days
+    count_until = horizon - loc.declare_after_days  # abscond before this day is flagged in time
+    bounds = np.asarray(state.month_starts, dtype=np.int64)
+    points = [np.full(rows * k, b) for b in (*state.month_starts, count_until, horizon)]
+    points += [end + 1, abscond_until + 1]
+    pts = np.sort(np.clip(np.stack(points, axis=1), 0, horizon), axis=1)
+    pts = np.concatenate([np.zeros((rows * k, 1), dtype=pts.dtype), pts], axis=1)
+    col = np.arange(rows * k)
+    u0 = np.tile(state.using, k).astype(float)
+    rel = {"va": 1.0 - u0, "vu": u0.copy(), "p": np.zeros(rows * k)}
+    lost = {"va": 1.0 - u0, "vu": u0.copy(), "p": np.zeros(rows * k)}
+    p_ex = cfg.exits.after_positive
+    for j in range(pts.shape[1] - 1):
+        s, n = pts[:, j], pts[:, j + 1] - pts[:, j]
+        m = np.searchsorted(bounds, s, side="right")
+        par = {name: arr[m, col] for name, arr in stack.items()}
+        alive = s <= end
+        allow = (s <= abscond_until).astype(float)
+        count = (s < count_until).astype(float)
+        ab_a, ab_u = par["abscond_a"] * allow, par["abscond_u"] * allow
+        stay_a, stay_u = 1 - par["exit_a"], 1 - par["exit_u"]
+        for v in (rel, lost):  # past the planned end nobody is left to observe
+            v["va"], v["vu"] = np.where(alive, v["va"], 0.0), np.where(alive, v["vu"], 0.0)
+        gain, va, vu = block(
+            rel["va"], rel["vu"],
+            (1 - par["pi_a"]) * stay_a * (1 - ab_a), (1 - par["pi_u"]) * stay_u * (1 - ab_u),
+            par["onset"], remit, par["pi_a"], par["pi_u"], n,
+        )  # fmt: skip
+        rel["p"], rel["va"], rel["vu"] = rel["p"] + gain, va, vu
+        test_a, test_u = 1 - par["pi_a"] * p_ex, 1 - par["pi_u"] * p_ex
+        gain, va, vu = block(
+            lost["va"], lost["vu"],
+            test_a * stay_a * (1 - ab_a), test_u * stay_u * (1 - ab_u),
+            par["onset"], remit, test_a * stay_a * ab_a * count, test_u * stay_u * ab_u * count, n,
+        )  # fmt: skip
+        lost["p"], lost["va"], lost["vu"] = lost["p"] + gain, va, vu
+    p_rel = np.clip(rel["p"], 0.0, 1.0).reshape(k, rows)
+    p_loc = np.clip(lost["p"], 0.0, 1.0).reshape(k, rows)
+    se_rel = p_rel.std(axis=0, ddof=1) / np.sqrt(k) if k > 1 else np.zeros(rows)
+    se_loc = p_loc.std(axis=0, ddof=1) / np.sqrt(k) if k > 1 else np.zeros(rows)
+    return p_rel.mean(axis=0), p_loc.mean(axis=0), se_rel, se_loc
