@@ -1,0 +1,86 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+Contract: nothing happens at import. :func:`create_app` builds an app whose
+``lifespan`` opens the service state once (database, migrations, champions
+from the registry alias, audit writer) and closes it at shutdown; SIGHUP (when
+the app runs in the main thread, as under ``sunflower serve``) reloads the
+champions like ``POST /api/v1/admin/reload``. Routes live under ``/api/v1``;
+``/healthz``, ``/readyz`` and ``/metrics`` at the root; OpenAPI at
+``/api/v1/openapi.json`` with docs at ``/docs``. Tests may pass a champion
+``loader`` instead of the MLflow registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from serving.champions import Loader
+from serving.errors import install as install_errors
+from serving.metrics import Metrics, MetricsMiddleware
+from serving.routes import ingest, lists, persons, scoring, system
+from serving.settings import ServingSettings, get_settings
+from serving.state import open_state
+
+API = "/api/v1"
+log = logging.getLogger("sunflower.serving")
+
+DESCRIPTION = """
+Sunflower (向阳花) scores every person in community drug rehabilitation each day
+for **relapse** (复吸) and **loss of contact** (脱管失控), and explains why.
+
+* Authenticate with `Authorization: Bearer <token>` (`sunflower users token NAME`).
+* Roles: `worker` (own caseload), `supervisor` (town or district), `model_owner`
+  (models and aggregates), `integrator` (ingest, ad-hoc scoring), `admin`.
+* A person outside your scope is a 404, exactly like one that does not exist.
+* Every person-level read, explanation, what-if and export is audited.
+* Errors are `{"error": {"code", "message", "fields": [{"field", "message"}]}}`.
+"""
+
+
+def create_app(settings: ServingSettings | None = None, loader: Loader | None = None) -> FastAPI:
+    """The Sunflower API on ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await asyncio.to_thread(open_state, settings, loader)
+        app.state.service = state
+        for m in state.champions.info():
+            metrics.models.labels(m["outcome"], m["version"] or "").set(int(m["loaded"]))
+        loop = asyncio.get_running_loop()
+        hup = False
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(
+                signal.SIGHUP, lambda: asyncio.ensure_future(system.reload_models(state))
+            )
+            hup = True
+        try:
+            yield
+        finally:
+            if hup:
+                loop.remove_signal_handler(signal.SIGHUP)
+            await asyncio.to_thread(state.close)
+
+    app = FastAPI(
+        title="Sunflower (向阳花) risk early-warning API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url=f"{API}/openapi.json",
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.metrics = metrics
+    install_errors(app)
+    for router in (lists.router, persons.router, scoring.router, ingest.router, system.api):
+        app.include_router(router, prefix=API)
+    app.include_router(system.ops)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,187 @@
+"""Accounts, bearer tokens and who may see which person.
+
+Contract: :func:`add_user` creates an account with a role and a scope;
+:func:`issue_token` returns a new random token **once** and stores only its
+SHA-256 (tokens are 256-bit random, so a slow password hash buys nothing);
+:func:`resolve_token` turns a presented token into a :class:`Principal` or
+``None`` (unknown, revoked, expired, or inactive account).
+
+Roles (:data:`ROLES`): ``worker`` sees the persons whose ``worker_id`` is
+theirs; ``supervisor`` the persons of their district, or of one town in it;
+``model_owner`` model information and aggregates, no person-level reads;
+``integrator`` sends data (ingest, ad-hoc scoring), no person-level reads;
+``admin`` everything, including the audit log. :meth:`Principal.scope_filter`
+is the one place that turns a scope into SQL, so lists and person reads apply
+the same rule, and an out-of-scope person looks exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, get_args
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from serving.db import api_tokens, users
+
+Role = Literal["worker", "supervisor", "model_owner", "integrator", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
+#: Roles that may read person-level data (within their scope).
+PERSON_READERS: tuple[Role, ...] = ("worker", "supervisor", "admin")
+TOKEN_PREFIX = "sf_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated account and its scope."""
+
+    user_id: int
+    username: str
+    role: Role
+    worker_id: str | None = None
+    district: str | None = None
+    town: str | None = None
+
+    @property
+    def reads_persons(self) -> bool:
+        return self.role in PERSON_READERS
+
+    def scope_filter(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        """SQL condition on a table with worker_id/district/town columns."""
+        if self.role == "admin":
+            return sa.true()
+        if self.role == "worker":
+            return table.c.worker_id == self.worker_id
+        if self.role == "supervisor":
+            cond = table.c.district == self.district
+            return sa.and_(cond, table.c.town == self.town) if self.town else cond
+        return sa.false()
+
+    def sees(self, worker_id: str, district: str, town: str) -> bool:
+        """The same rule as :meth:`scope_filter`, for one row already in hand."""
+        if self.role == "admin":
+            return True
+        if self.role == "worker":
+            return worker_id == self.worker_id
+        if self.role == "supervisor":
+            return district == self.district and (self.town is None or town == self.town)
+        return False
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def add_user(
+    engine: Engine,
+    username: str,
+    role: str,
+    *,
+    worker_id: str | None = None,
+    district: str | None = None,
+    town: str | None = None,
+) -> int:
+    """Create an account; returns its id. Raises ValueError on a bad role or scope."""
+    if role not in ROLES:
+        raise ValueError(f"role {role!r}: choose one of {', '.join(ROLES)}")
+    if role == "worker" and not worker_id:
+        raise ValueError("a worker account needs --worker-id (the persons' worker_id)")
+    if role == "supervisor" and not district:
+        raise ValueError("a supervisor account needs --district (and optionally --town)")
+    if town and not district:
+        raise ValueError("--town needs --district (town names repeat across districts)")
+    with engine.begin() as conn:
+        if conn.execute(sa.select(users.c.id).where(users.c.username == username)).first():
+            raise ValueError(f"user {username!r} already exists")
+        return int(
+            conn.execute(
+                users.insert()
+                .values(
+                    username=username,
+                    role=role,
+                    worker_id=worker_id,
+                    district=district,
+                    town=town,
+                    active=True,
+                    created_at=_now(),
+                )
+                .returning(users.c.id)
+            ).scalar_one()
+        )
+
+
+def user_id_of(conn: Connection, username: str) -> int:
+    found = conn.execute(sa.select(users.c.id).where(users.c.username == username)).scalar()
+    if found is None:
+        raise ValueError(f"no user {username!r}; create it with `sunflower users add`")
+    return int(found)
+
+
+def issue_token(
+    engine: Engine, username: str, *, label: str | None = None, days: int | None = None
+) -> str:
+    """A new bearer token for ``username`` (shown once; only its hash is stored)."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        conn.execute(
+            api_tokens.insert().values(
+                user_id=user_id_of(conn, username),
+                token_hash=hash_token(token),
+                label=label,
+                created_at=_now(),
+                expires_at=_now() + timedelta(days=days) if days else None,
+            )
+        )
+    return token
+
+
+def revoke_tokens(engine: Engine, username: str) -> int:
+    """Revoke every live token of ``username``; returns how many."""
+    with engine.begin() as conn:
+        uid = user_id_of(conn, username)
+        result = conn.execute(
+            api_tokens.update()
+            .where(api_tokens.c.user_id == uid, api_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=_now())
+        )
+        return int(result.rowcount)
+
+
+def list_users(engine: Engine) -> list[dict[str, object]]:
+    """Accounts (never tokens) for the CLI and the admin API."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(users).order_by(users.c.username)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def resolve_token(conn: Connection, token: str) -> Principal | None:
+    """The principal a token stands for, or None when it does not (any reason)."""
+    row = conn.execute(
+        sa.select(
+            users.c.id,
+            users.c.username,
+            users.c.role,
+            users.c.worker_id,
+            users.c.district,
+            users.c.town,
+            api_tokens.c.expires_at,
+        )
+        .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
+        .where(
+            api_tokens.c.token_hash == hash_token(token),
+            api_tokens.c.revoked_at.is_(None),
+            users.c.active.is_(True),
+        )
+    ).first()
+    if row is None or (row.expires_at is not None and row.expires_at <= datetime.now()):
+        return None
+    return Principal(row.id, row.username, row.role, row.worker_id, row.district, row.town)

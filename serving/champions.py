@@ -1,0 +1,131 @@
+"""The champion models the service scores with, and how they are swapped.
+
+Contract: the serving layer reaches models only through
+``models.scoring.load_champion`` (the MLflow registry alias
+``models:/<name>@champion``); :class:`ChampionLike` is the part of that
+interface serving relies on. :class:`ChampionSet` holds one champion per
+outcome. :meth:`ChampionSet.reload` loads *all* new champions first and then
+swaps the whole mapping in one assignment: a request that already took a
+champion keeps using it until it finishes, new requests get the new one, and
+nothing is dropped. A failed reload leaves the old champions serving.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from features.config import OUTCOMES
+
+
+class DriverLike(Protocol):
+    feature: str
+    value: float | None
+    contribution: float
+    sentence_zh: str
+    sentence_en: str
+    actionable: bool
+    plan_item: str | None
+
+
+class ChampionLike(Protocol):
+    outcome: str
+    model_name: str
+    version: str
+    trained_at: str
+    feature_names: list[str]
+    base_value: float
+    metrics: dict[str, Any]
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    def explain(self, X: np.ndarray, top_k: int = 5) -> list[list[Any]]: ...
+
+    def plan_items(self, drivers: list[Any]) -> list[str]: ...
+
+
+Loader = Callable[[str], ChampionLike]
+
+
+class ModelsNotReady(RuntimeError):
+    """No champion is loaded for an outcome."""
+
+
+def registry_loader(tracking_uri: str) -> Loader:
+    """Load champions from the MLflow registry at ``tracking_uri``."""
+
+    def load(outcome: str) -> ChampionLike:
+        from models.scoring import load_champion
+
+        return load_champion(outcome, tracking_uri=tracking_uri)
+
+    return load
+
+
+@dataclass(frozen=True)
+class Loaded:
+    champions: Mapping[str, ChampionLike]
+    loaded_at: datetime
+    errors: Mapping[str, str]
+
+
+class ChampionSet:
+    """One champion per outcome, swapped atomically by :meth:`reload`."""
+
+    def __init__(self, loader: Loader, outcomes: tuple[str, ...] = OUTCOMES) -> None:
+        self._loader = loader
+        self._outcomes = outcomes
+        self._lock = threading.Lock()
+        self.current = Loaded({}, datetime.now(), {o: "not loaded yet" for o in outcomes})
+
+    def reload(self) -> Loaded:
+        """Load every outcome's champion, then swap; keep old ones for failed outcomes."""
+        with self._lock:
+            fresh: dict[str, ChampionLike] = {}
+            errors: dict[str, str] = {}
+            for outcome in self._outcomes:
+                try:
+                    fresh[outcome] = self._loader(outcome)
+                except Exception as exc:  # a missing champion must not stop the service
+                    errors[outcome] = f"{type(exc).__name__}: {exc}"[:500]
+                    if outcome in self.current.champions:
+                        fresh[outcome] = self.current.champions[outcome]
+            self.current = Loaded(fresh, datetime.now(), errors)
+            return self.current
+
+    def get(self, outcome: str) -> ChampionLike:
+        """The champion for ``outcome`` (raises :class:`ModelsNotReady`)."""
+        champion = self.current.champions.get(outcome)
+        if champion is None:
+            reason = self.current.errors.get(outcome, "not loaded")
+            raise ModelsNotReady(f"no champion model for {outcome}: {reason}")
+        return champion
+
+    @property
+    def ready(self) -> bool:
+        return all(o in self.current.champions for o in self._outcomes)
+
+    def info(self) -> list[dict[str, Any]]:
+        """What is loaded, per outcome (for /models and /readyz)."""
+        out = []
+        for outcome in self._outcomes:
+            c = self.current.champions.get(outcome)
+            out.append(
+                {
+                    "outcome": outcome,
+                    "loaded": c is not None,
+                    "model_name": getattr(c, "model_name", None),
+                    "version": str(getattr(c, "version", "")) or None,
+                    "trained_at": str(getattr(c, "trained_at", "")) or None,
+                    "n_features": len(c.feature_names) if c is not None else None,
+                    "metrics": dict(getattr(c, "metrics", {}) or {}),
+                    "loaded_at": self.current.loaded_at,
+                    "error": self.current.errors.get(outcome),
+                }
+            )
+        return out

@@ -1,0 +1,175 @@
+"""The serving layer's tables (scores, explanations, alerts, users, audit …).
+
+Contract: :data:`metadata` declares the tables; the migrations in
+``serving/migrations`` create them under their own version table
+(``alembic_version_serving``), in the same database as the input tables of
+:mod:`features.store`. :func:`migrate` brings both layers to head
+(idempotent). Times are naive Asia/Shanghai local time, like the input tables.
+
+A scoring run (``score_runs``) owns its rows in ``scores``, ``explanations``,
+``feature_rows``, ``alerts`` and ``town_kpis``. Exactly one run per date is
+``published``; a rerun marks the previous one ``replaced`` (kept, so what was
+shown earlier can still be looked up by run id). ``audit_log`` is append-only:
+triggers refuse UPDATE and DELETE on both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from sqlalchemy.engine import Engine
+
+from features.store import alembic_config
+from features.store import migrate as migrate_features
+
+VERSION_TABLE = "alembic_version_serving"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("worker_id", sa.String(64), nullable=True),
+    sa.Column("district", sa.String(100), nullable=True),
+    sa.Column("town", sa.String(100), nullable=True),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("label", sa.String(100), nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=True),
+    sa.Column("revoked_at", sa.DateTime, nullable=True),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("user_id", sa.Integer, nullable=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("person_id", sa.String(64), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Index("ix_audit_person", "person_id", "at"),
+    sa.Index("ix_audit_at", "at"),
+)
+
+score_runs = sa.Table(
+    "score_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime, nullable=True),
+    sa.Column("n_persons", sa.Integer, nullable=False),
+    sa.Column("models", sa.Text, nullable=False),
+    sa.Column("feature_names", sa.Text, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=True),
+    sa.Index("ix_runs_as_of", "as_of", "status"),
+)
+
+scores = sa.Table(
+    "scores",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("score_runs.id"), primary_key=True),
+    sa.Column("outcome", sa.String(24), primary_key=True),
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("worker_id", sa.String(64), nullable=False),
+    sa.Column("district", sa.String(100), nullable=False),
+    sa.Column("town", sa.String(100), nullable=False),
+    sa.Column("p", sa.Float, nullable=False),
+    sa.Column("band", sa.Integer, nullable=False),
+    sa.Column("rank_caseload", sa.Integer, nullable=False),
+    sa.Column("rank_town", sa.Integer, nullable=False),
+    sa.Column("rank_district", sa.Integer, nullable=False),
+    sa.Column("change", sa.Float, nullable=True),
+    sa.Column("alert_mask", sa.Integer, nullable=False),
+    sa.Column("cohort_mask", sa.Integer, nullable=False),
+    sa.Column("top_spec", sa.String(64), nullable=True),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("item", sa.Text, nullable=False),
+    sa.Index("ix_scores_caseload", "run_id", "outcome", "worker_id", "rank_caseload"),
+    sa.Index("ix_scores_town", "run_id", "outcome", "district", "town", "rank_town"),
+    sa.Index("ix_scores_district", "run_id", "outcome", "district", "rank_district"),
+    sa.Index("ix_scores_person", "person_id", "run_id"),
+)
+
+explanations = sa.Table(
+    "explanations",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("score_runs.id"), primary_key=True),
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("outcome", sa.String(24), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+feature_rows = sa.Table(
+    "feature_rows",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("score_runs.id"), primary_key=True),
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("score_runs.id"), primary_key=True),
+    sa.Column("person_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("since", sa.DateTime, nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+town_kpis = sa.Table(
+    "town_kpis",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("score_runs.id"), primary_key=True),
+    sa.Column("district", sa.String(100), primary_key=True),
+    sa.Column("town", sa.String(100), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("person_id", sa.String(64), nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("user_id", sa.Integer, nullable=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("plan_item", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=True),
+    sa.Column("outcome", sa.String(24), nullable=True),
+    sa.Column("agrees_with_score", sa.Boolean, nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Index("ix_actions_person", "person_id", "at"),
+)
+
+#: Tables a run owns, children first (the order rows are deleted in).
+RUN_TABLES = (scores, explanations, feature_rows, alerts, town_kpis)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the input tables and the serving tables to head (idempotent)."""
+    migrate_features(engine)
+    command.upgrade(alembic_config(engine, MIGRATIONS, VERSION_TABLE), "head")

@@ -1,0 +1,63 @@
+"""Typed dependencies: the service state, the caller and their role.
+
+Contract: ``StateDep`` is the :class:`serving.state.ServiceState`; ``UserDep``
+the authenticated :class:`serving.auth.Principal` (401 without a valid bearer
+token); :func:`require` narrows to roles (403 otherwise); ``PersonReader``
+(worker, supervisor, admin), ``AggregateReader`` (supervisor, model_owner,
+admin), ``DataSender`` (integrator, admin), ``Admin``. All are ``async`` so
+the hot routes never hop to a thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from serving.auth import Principal, Role
+from serving.errors import ApiError
+from serving.state import ServiceState
+
+_bearer = HTTPBearer(auto_error=False, description="token from `sunflower users token`")
+
+
+async def get_state(request: Request) -> ServiceState:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+async def current_user(
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <token>")
+    who = state.tokens.resolve(credentials.credentials)
+    if who is None:
+        raise ApiError(401, "unauthorized", "unknown, revoked or expired token")
+    return who
+
+
+UserDep = Annotated[Principal, Depends(current_user)]
+
+
+def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    allowed = ", ".join(roles)
+
+    async def check(who: UserDep) -> Principal:
+        if who.role not in roles:
+            raise ApiError(403, "forbidden", f"role {who.role} may not use this; needs {allowed}")
+        return who
+
+    return check
+
+
+PersonReader = Annotated[Principal, Depends(require("worker", "supervisor", "admin"))]
+AggregateReader = Annotated[Principal, Depends(require("supervisor", "model_owner", "admin"))]
+DataSender = Annotated[Principal, Depends(require("integrator", "admin"))]
+Scorer = Annotated[Principal, Depends(require("integrator", "model_owner", "admin"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

@@ -1,0 +1,89 @@
+"""JSON errors: every failure is ``{"error": {"code", "message", "fields"}}``.
+
+Contract: :class:`ApiError` is what routes raise; request validation errors
+become 422 with one ``fields`` entry per problem, named like ``query.limit`` or
+``body.changes.employed_now``; unknown routes and methods keep their 404/405;
+anything unexpected is a 500 with a generic message (the cause goes to the
+log, never a person's data to the client). :data:`ERROR_RESPONSES` documents
+the shapes in OpenAPI.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serving.schemas import ErrorOut
+
+log = logging.getLogger("sunflower.serving")
+
+
+class ApiError(Exception):
+    """An error with an HTTP status, a stable code and a message for the client."""
+
+    def __init__(
+        self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields or []
+
+
+def not_found(what: str = "person") -> ApiError:
+    return ApiError(404, "not_found", f"no such {what} (or not in your scope)")
+
+
+def body(code: str, message: str, fields: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": fields or []}}
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    @app.exception_handler(ApiError)
+    async def _api(_req: Request, exc: ApiError) -> ORJSONResponse:
+        return ORJSONResponse(body(exc.code, exc.message, exc.fields), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Request, exc: RequestValidationError) -> ORJSONResponse:
+        fields = [
+            {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
+            for e in exc.errors()
+        ]
+        names = ", ".join(f["field"] for f in fields)
+        return ORJSONResponse(
+            body("invalid_request", f"invalid value(s): {names}", fields), status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+        return ORJSONResponse(
+            body(code.get(exc.status_code, "http_error"), str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _crash(req: Request, exc: Exception) -> ORJSONResponse:
+        log.exception("unhandled error on %s %s", req.method, req.url.path)
+        return ORJSONResponse(
+            body("internal_error", "internal error; the server log has the details"),
+            status_code=500,
+        )
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing or unknown bearer token"},
+    403: {"model": ErrorOut, "description": "your role may not use this route"},
+    404: {"model": ErrorOut, "description": "not found, or not in your scope"},
+    422: {"model": ErrorOut, "description": "a field is invalid; `fields` names it"},
+}

@@ -1,0 +1,137 @@
+"""Publishing a scoring run: one transaction, bulk writes, the old run kept as 'replaced'.
+
+Contract: :func:`publish_run` opens ONE transaction, marks the date's
+published run(s) ``replaced``, inserts the new run and all its rows, and
+commits. Until the commit no reader sees any of it, and if the process dies
+first the database rolls back to the previous state (SQLite's journal,
+PostgreSQL's aborted transaction). Rows are written in batches with
+``executemany`` on SQLite and ``COPY`` on PostgreSQL; ``progress`` is called
+after each batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from serving import db
+from serving.db import score_runs
+
+BATCH = 50_000
+
+SCORE_COLUMNS = (
+    "outcome",
+    "person_id",
+    "worker_id",
+    "district",
+    "town",
+    "p",
+    "band",
+    "rank_caseload",
+    "rank_town",
+    "rank_district",
+    "change",
+    "alert_mask",
+    "cohort_mask",
+    "top_spec",
+    "model_version",
+    "item",
+)
+
+
+def publish_run(
+    engine: Engine,
+    *,
+    as_of: date,
+    started_at: datetime,
+    n_persons: int,
+    models: dict[str, Any],
+    feature_names: list[str],
+    scores: Sequence[tuple[Any, ...]],
+    explanations: Sequence[tuple[Any, ...]],
+    vectors: Sequence[tuple[Any, ...]],
+    alerts: Sequence[tuple[Any, ...]],
+    kpis: Sequence[tuple[Any, ...]],
+    seconds: float,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[int, list[int]]:
+    """Write a run in one transaction; returns (run id, ids of runs it replaced)."""
+    say = progress or (lambda _msg: None)
+    with engine.begin() as conn:
+        replaced = list(
+            conn.execute(
+                sa.select(score_runs.c.id).where(
+                    score_runs.c.as_of == as_of, score_runs.c.status == "published"
+                )
+            ).scalars()
+        )
+        if replaced:
+            conn.execute(
+                score_runs.update().where(score_runs.c.id.in_(replaced)).values(status="replaced")
+            )
+        run_id = int(
+            conn.execute(
+                score_runs.insert()
+                .values(
+                    as_of=as_of,
+                    status="published",
+                    started_at=started_at,
+                    n_persons=n_persons,
+                    models=orjson.dumps(models).decode(),
+                    feature_names=orjson.dumps(feature_names).decode(),
+                    seconds=seconds,
+                )
+                .returning(score_runs.c.id)
+            ).scalar_one()
+        )
+        for table, columns, rows in (
+            (db.scores, SCORE_COLUMNS, scores),
+            (db.explanations, ("person_id", "outcome", "body"), explanations),
+            (db.feature_rows, ("person_id", "vector"), vectors),
+            (db.alerts, ("person_id", "kind", "since", "body"), alerts),
+            (db.town_kpis, ("district", "town", "body"), kpis),
+        ):
+            bulk_insert(conn, table, ("run_id", *columns), rows, run_id, say)
+        conn.execute(
+            score_runs.update()
+            .where(score_runs.c.id == run_id)
+            .values(finished_at=datetime.now().replace(microsecond=0))
+        )
+    return run_id, replaced
+
+
+def bulk_insert(
+    conn: Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    run_id: int,
+    say: Callable[[str], None],
+) -> None:
+    """Insert ``(run_id, *row)`` for every row, in batches."""
+    cols = ", ".join(columns)
+    for lo in range(0, len(rows), BATCH):
+        batch = rows[lo : lo + BATCH]
+        if conn.dialect.name == "postgresql":
+            driver = conn.connection.driver_connection
+            with driver.cursor() as cur:  # type: ignore[union-attr]
+                with cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
+                    for row in batch:
+                        copy.write_row((run_id, *row))
+        else:
+            marks = ", ".join("?" for _ in columns)
+            conn.exec_driver_sql(
+                f"INSERT INTO {table.name} ({cols}) VALUES ({marks})",
+                [(run_id, *_sqlite_row(row)) for row in batch],
+            )
+        say(f"stored {min(lo + BATCH, len(rows)):,} of {len(rows):,} {table.name} rows")
+
+
+def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Datetimes in the text form SQLAlchemy's SQLite dialect stores and parses."""
+    return tuple(v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v for v in row)

@@ -1,0 +1,193 @@
+"""Read-side queries of the API: runs, scoped lists, persons, history, timeline.
+
+Contract: small functions on an open connection, each returning plain Python
+(or the pre-serialised JSON text the scoring job stored). Scope is applied in
+SQL with :meth:`serving.auth.Principal.scope_filter`; a person outside the
+caller's scope is reported exactly like a missing one (:func:`visible_person`
+returns None for both). No pandas here: these run on the request path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from features.store import events, persons
+from serving.alerts import ALERT_BITS, COHORT_BITS
+from serving.auth import Principal
+from serving.bands import BAND_CODES
+from serving.db import actions, alerts, explanations, feature_rows, score_runs, scores
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    as_of: date
+    feature_names: str | None = None
+
+
+def run_for(conn: Connection, day: date | None) -> Run | None:
+    """The published run of ``day``, or the latest published run when day is None."""
+    q = sa.select(score_runs.c.id, score_runs.c.as_of).where(score_runs.c.status == "published")
+    q = q.where(score_runs.c.as_of == day) if day else q
+    row = conn.execute(q.order_by(score_runs.c.as_of.desc()).limit(1)).first()
+    return Run(row.id, row.as_of) if row else None
+
+
+def visible_person(conn: Connection, who: Principal, person_id: str) -> Any | None:
+    """The person's row if it exists and is in scope, else None (the same for both)."""
+    if not who.reads_persons:
+        return None
+    row = conn.execute(sa.select(persons).where(persons.c.person_id == person_id)).first()
+    if row is None or not who.sees(row.worker_id, row.district, row.town):
+        return None
+    return row
+
+
+def list_items(
+    conn: Connection,
+    run_id: int,
+    outcome: str,
+    scope: sa.ColumnElement[bool],
+    rank: str,
+    *,
+    bands: list[str] | None = None,
+    alert: str | None = None,
+    cohort: str | None = None,
+    limit: int = 25,
+    offset: int = 0,
+) -> tuple[int, list[str]]:
+    """(total matching, stored list items as JSON text) ordered by ``rank``."""
+    where = [scores.c.run_id == run_id, scores.c.outcome == outcome, scope]
+    if bands:
+        where.append(scores.c.band.in_([BAND_CODES[b] for b in bands]))
+    if alert == "any":
+        where.append(scores.c.alert_mask != 0)
+    elif alert:
+        where.append(scores.c.alert_mask.op("&")(ALERT_BITS[alert]) != 0)
+    if cohort:
+        where.append(scores.c.cohort_mask.op("&")(COHORT_BITS[cohort]) != 0)
+    total = conn.execute(sa.select(sa.func.count()).select_from(scores).where(*where)).scalar_one()
+    items = conn.execute(
+        sa.select(scores.c.item)
+        .where(*where)
+        .order_by(scores.c[rank], scores.c.person_id)
+        .limit(limit)
+        .offset(offset)
+    ).scalars()
+    return int(total), list(items)
+
+
+def person_scores(conn: Connection, run_id: int, person_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(scores.c.item)
+        .where(scores.c.run_id == run_id, scores.c.person_id == person_id)
+        .order_by(scores.c.outcome.desc())
+    ).scalars()
+    return [orjson.loads(r) for r in rows]
+
+
+def person_alerts(conn: Connection, run_id: int, person_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(alerts.c.since, alerts.c.body)
+        .where(alerts.c.run_id == run_id, alerts.c.person_id == person_id)
+        .order_by(alerts.c.kind)
+    )
+    return [{**orjson.loads(r.body), "since": r.since} for r in rows]
+
+
+def explanation(conn: Connection, run_id: int, person_id: str, outcome: str) -> str | None:
+    return conn.execute(
+        sa.select(explanations.c.body).where(
+            explanations.c.run_id == run_id,
+            explanations.c.person_id == person_id,
+            explanations.c.outcome == outcome,
+        )
+    ).scalar()
+
+
+def history(
+    conn: Connection, person_id: str, outcome: str | None, since: date | None
+) -> list[dict[str, Any]]:
+    q = (
+        sa.select(
+            score_runs.c.as_of,
+            scores.c.run_id,
+            scores.c.outcome,
+            scores.c.p,
+            scores.c.band,
+            scores.c.rank_caseload,
+            scores.c.model_version,
+        )
+        .select_from(scores.join(score_runs, score_runs.c.id == scores.c.run_id))
+        .where(scores.c.person_id == person_id, score_runs.c.status == "published")
+    )
+    if outcome:
+        q = q.where(scores.c.outcome == outcome)
+    if since:
+        q = q.where(score_runs.c.as_of >= since)
+    rows = conn.execute(q.order_by(score_runs.c.as_of, scores.c.outcome)).mappings()
+    return [dict(r) for r in rows]
+
+
+def timeline(conn: Connection, person_id: str, limit: int) -> list[dict[str, Any]]:
+    """Events and recorded actions, newest first."""
+    ev = conn.execute(
+        sa.select(events)
+        .where(events.c.person_id == person_id)
+        .order_by(events.c.ts.desc())
+        .limit(limit)
+    ).mappings()
+    items: list[dict[str, Any]] = [
+        {
+            "id": r["event_id"],
+            "at": r["ts"],
+            "kind": "event",
+            "type": r["type"],
+            "result": r["result"],
+            "value": r["value"],
+            "source": r["source"],
+            "recorded_at": r["recorded_at"],
+        }
+        for r in ev
+    ]
+    for a in action_rows(conn, person_id, limit):
+        items.append(
+            {
+                "id": f"action-{a['id']}",
+                "at": a["at"],
+                "kind": "action",
+                "type": a["kind"],
+                "by": a["by"],
+                "plan_item": a["plan_item"],
+                "status": a["status"],
+                "agrees_with_score": a["agrees_with_score"],
+                "note": a["note"],
+            }
+        )
+    items.sort(key=lambda i: (i["at"], i["id"]), reverse=True)
+    return items[:limit]
+
+
+def action_rows(conn: Connection, person_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(actions)
+        .where(actions.c.person_id == person_id)
+        .order_by(actions.c.at.desc(), actions.c.id.desc())
+        .limit(limit)
+    ).mappings()
+    return [{**r, "by": r["username"]} for r in rows]
+
+
+def feature_vector(conn: Connection, run_id: int, person_id: str) -> tuple[list[str], bytes] | None:
+    row = conn.execute(
+        sa.select(score_runs.c.feature_names, feature_rows.c.vector)
+        .select_from(feature_rows.join(score_runs, score_runs.c.id == feature_rows.c.run_id))
+        .where(feature_rows.c.run_id == run_id, feature_rows.c.person_id == person_id)
+    ).first()
+    return (orjson.loads(row.feature_names), row.vector) if row else None

@@ -1,0 +1,62 @@
+"""Helpers the route modules share: runs, JSON assembly, query models."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection
+
+from serving import queries
+from serving.errors import ApiError
+from serving.schemas import AlertKind, BandCode, CohortKind, Outcome
+
+
+class ListQuery(BaseModel):
+    """Filters and paging shared by every risk list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    date: Annotated[dt.date | None, Field(description="run date; default the latest")] = None
+    outcome: Annotated[Outcome, Field(description="sort by this outcome's risk")] = "relapse"
+    band: Annotated[list[BandCode] | None, Field(description="keep these bands")] = None
+    alert: Annotated[AlertKind | None, Field(description="only people with this alert")] = None
+    any_alert: Annotated[bool, Field(description="only people with any alert")] = False
+    cohort: Annotated[CohortKind | None, Field(description="only this 一批一策 cohort")] = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 25
+    offset: Annotated[int, Field(ge=0)] = 0
+
+
+ListParams = Annotated[ListQuery, Query()]
+
+
+class ExportQuery(ListQuery):
+    """A list's filters plus its scope: a caseload, or a district (and town)."""
+
+    worker_id: str | None = None
+    district: str | None = None
+    town: str | None = None
+
+
+ExportParams = Annotated[ExportQuery, Query()]
+
+
+def need_run(conn: Connection, day: dt.date | None) -> queries.Run:
+    run = queries.run_for(conn, day)
+    if run is None:
+        what = f"for {day}" if day else "yet"
+        raise ApiError(404, "no_run", f"no published scoring run {what}; run `sunflower score`")
+    return run
+
+
+def json_response(head: dict[str, Any], key: str, raw_items: list[str]) -> Response:
+    """``head`` plus a list of already-serialised JSON objects under ``key``."""
+    start = orjson.dumps(head)[:-1]
+    items = ",".join(raw_items).encode()
+    return Response(
+        start + b',"' + key.encode() + b'":[' + items + b"]}", media_type="application/json"
+    )

@@ -1,0 +1,70 @@
+"""Ingest over HTTP: persons and events in the input contract, same rules as file ingest.
+
+Contract: the JSON rows go through :func:`features.ingest.ingest_frames` — the
+same validation, the same one-transaction store, the same idempotency on ids
+and the same rejection report (file, row, column, code, reason; ``row`` is the
+1-based position in the request's list). 200 when every row was stored or
+already there; 422 with the full report when any row was rejected (the good
+rows are still stored, as with files).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from fastapi import APIRouter
+from fastapi.responses import ORJSONResponse
+
+from features.contract import EVENT_COLUMN_NAMES, PERSON_COLUMN_NAMES
+from features.ingest import ingest_frames
+from serving.deps import DataSender, StateDep
+from serving.errors import ERROR_RESPONSES, ApiError
+from serving.schemas import IngestIn, IngestOut
+
+router = APIRouter(tags=["ingest"], responses=ERROR_RESPONSES)
+MAX_ROWS = 200_000
+
+
+def _frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
+    """Rows as strings, exactly as a CSV file would give them."""
+    clean = [{k: "" if v is None else str(v) for k, v in r.items()} for r in rows]
+    frame = pd.DataFrame(clean, dtype=str)
+    return frame if len(frame.columns) else pd.DataFrame(columns=list(columns), dtype=str)
+
+
+@router.post(
+    "/ingest",
+    response_model=IngestOut,
+    summary="Send persons and events",
+    responses={422: {"model": IngestOut, "description": "some rows were rejected"}},
+)
+def ingest(body: IngestIn, who: DataSender, state: StateDep) -> ORJSONResponse:
+    """Validate and store; idempotent on person_id and event_id."""
+    if body.persons is None and body.events is None:
+        raise ApiError(
+            422,
+            "invalid_request",
+            "send persons, events or both",
+            [{"field": "body", "message": "persons and events are both missing"}],
+        )
+    n = len(body.persons or []) + len(body.events or [])
+    if n > MAX_ROWS:
+        raise ApiError(413, "too_large", f"{n} rows; send at most {MAX_ROWS} per request")
+    result = ingest_frames(
+        state.engine,
+        persons_raw=_frame(body.persons, PERSON_COLUMN_NAMES) if body.persons is not None else None,
+        events_raw=_frame(body.events, EVENT_COLUMN_NAMES) if body.events is not None else None,
+        persons_file="persons",
+        events_file="events",
+        source=f"api:{who.username}",
+        reports_dir=state.settings.reports_dir,
+    )
+    out = {
+        "ok": result.ok,
+        "run_id": result.run_id,
+        "persons": vars(result.persons),
+        "events": vars(result.events),
+        "rejections": result.rejections.astype({"row": "int64"}).to_dict(orient="records"),
+    }
+    return ORJSONResponse(
+        IngestOut.model_validate(out).model_dump(), status_code=200 if result.ok else 422
+    )

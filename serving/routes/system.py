@@ -1,0 +1,127 @@
+"""Models, identity, health, readiness, metrics and the admin routes (reload, audit, users).
+
+Contract: ``/healthz`` says the process is up; ``/readyz`` is 200 only when the
+database answers and both champions are loaded (503 otherwise, with reasons);
+``/metrics`` is Prometheus text (aggregates only, no person data). Reload
+loads the newly promoted champions and swaps them without dropping requests
+(see :mod:`serving.champions`). The audit log can be read by admins and by no
+one else; there is no route that changes or deletes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import ORJSONResponse, Response
+
+from serving import audit, queries
+from serving.auth import list_users
+from serving.bands import THRESHOLDS
+from serving.deps import Admin, StateDep, UserDep
+from serving.errors import ERROR_RESPONSES
+from serving.schemas import AuditPage, Health, Me, ModelsOut, Ready, ReloadOut
+from serving.state import ServiceState
+
+api = APIRouter(responses=ERROR_RESPONSES)
+ops = APIRouter(tags=["operations"])
+
+
+@api.get("/me", response_model=Me, tags=["identity"], summary="Who the token belongs to")
+async def me(who: UserDep) -> Me:
+    return Me(
+        username=who.username,
+        role=who.role,
+        worker_id=who.worker_id,
+        district=who.district,
+        town=who.town,
+    )
+
+
+@api.get("/models", response_model=ModelsOut, tags=["models"], summary="Champion models")
+async def models(who: UserDep, state: StateDep) -> dict:
+    """Versions, training date and headline metrics of the loaded champions; band thresholds."""
+    return {"models": state.champions.info(), "bands": {k: list(v) for k, v in THRESHOLDS.items()}}
+
+
+async def reload_models(state: ServiceState, request: Request | None = None) -> dict:
+    """Load the newly promoted champions in a thread, then swap (requests keep flowing)."""
+    before = state.champions.info()
+    await asyncio.to_thread(state.champions.reload)
+    if request is not None:
+        metrics = request.app.state.metrics
+        metrics.reloads.inc()
+        for m in state.champions.info():
+            metrics.models.labels(m["outcome"], m["version"] or "").set(int(m["loaded"]))
+    return {"before": before, "after": state.champions.info()}
+
+
+@api.post("/admin/reload", response_model=ReloadOut, tags=["admin"], summary="Reload champions")
+async def reload(who: Admin, state: StateDep, request: Request) -> dict:
+    return await reload_models(state, request)
+
+
+@api.get("/admin/audit", response_model=AuditPage, tags=["admin"], summary="Query the audit log")
+async def audit_log(
+    who: Admin,
+    state: StateDep,
+    person_id: str | None = None,
+    username: str | None = None,
+    action: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    """Read-only: entries newest first. The log cannot be edited through the API."""
+    total, items = await asyncio.to_thread(
+        audit.query,
+        state.engine,
+        person_id=person_id,
+        username=username,
+        action=action,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+    return {"total": total, "limit": limit, "offset": offset, "items": items}
+
+
+@api.get("/admin/users", response_model=list[Me], tags=["admin"], summary="Accounts")
+async def users(who: Admin, state: StateDep) -> list[dict]:
+    return list_users(state.engine)
+
+
+@ops.get("/healthz", response_model=Health, summary="Liveness")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@ops.get("/readyz", response_model=Ready, summary="Readiness", responses={503: {"model": Ready}})
+async def readyz(state: StateDep) -> ORJSONResponse:
+    try:
+        with state.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+            run = queries.run_for(conn, None)
+        db_ok = True
+    except Exception:
+        db_ok, run = False, None
+    ready = db_ok and state.champions.ready
+    body = Ready(
+        ready=ready,
+        database=db_ok,
+        models=state.champions.info(),
+        latest_run=run.as_of if run else None,
+    )
+    return ORJSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
+
+
+@ops.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    return Response(
+        request.app.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
