@@ -82,5 +82,5 @@ def create_app(settings: ServingSettings | None = None, loader: Loader | None = 
     for router in (lists.router, persons.router, scoring.router, ingest.router, system.api):
         app.include_router(router, prefix=API)
     app.include_router(system.ops)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, prefix=API)
     return app

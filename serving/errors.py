@@ -15,7 +15,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+import orjson
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.schemas import ErrorOut
@@ -31,6 +32,14 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields or []
+
+
+def json_response(content: Any, status_code: int = 200, headers: Any = None) -> Response:
+    """JSON via orjson (dates and datetimes as ISO 8601)."""
+    return Response(
+        orjson.dumps(content), status_code=status_code, headers=headers,
+        media_type="application/json",
+    )
 
 
 def not_found(what: str = "person") -> ApiError:
@@ -49,33 +58,33 @@ def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
     @app.exception_handler(ApiError)
-    async def _api(_req: Request, exc: ApiError) -> ORJSONResponse:
-        return ORJSONResponse(body(exc.code, exc.message, exc.fields), status_code=exc.status)
+    async def _api(_req: Request, exc: ApiError) -> Response:
+        return json_response(body(exc.code, exc.message, exc.fields), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_req: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _invalid(_req: Request, exc: RequestValidationError) -> Response:
         fields = [
             {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
             for e in exc.errors()
         ]
         names = ", ".join(f["field"] for f in fields)
-        return ORJSONResponse(
+        return json_response(
             body("invalid_request", f"invalid value(s): {names}", fields), status_code=422
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(_req: Request, exc: StarletteHTTPException) -> Response:
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
-        return ORJSONResponse(
+        return json_response(
             body(code.get(exc.status_code, "http_error"), str(exc.detail)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(Exception)
-    async def _crash(req: Request, exc: Exception) -> ORJSONResponse:
+    async def _crash(req: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", req.method, req.url.path)
-        return ORJSONResponse(
+        return json_response(
             body("internal_error", "internal error; the server log has the details"),
             status_code=500,
         )

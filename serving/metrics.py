@@ -47,8 +47,8 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: ASGIApp, metrics: Metrics, prefix: str = "") -> None:
+        self.app, self.metrics, self.prefix = app, metrics, prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,5 +67,8 @@ class MetricsMiddleware:
         finally:
             route: Any = scope.get("route")
             name = getattr(route, "path", None) or "unmatched"
+            # Routes of an included router keep their own path; add the mount prefix back.
+            if self.prefix and scope["path"].startswith(self.prefix) and route is not None:
+                name = name if name.startswith(self.prefix) else self.prefix + name
             self.metrics.requests.labels(name, scope["method"], str(status[0])).inc()
             self.metrics.latency.labels(name).observe(time.perf_counter() - started)

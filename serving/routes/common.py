@@ -53,7 +53,7 @@ def need_run(conn: Connection, day: dt.date | None) -> queries.Run:
     return run
 
 
-def json_response(head: dict[str, Any], key: str, raw_items: list[str]) -> Response:
+def list_response(head: dict[str, Any], key: str, raw_items: list[str]) -> Response:
     """``head`` plus a list of already-serialised JSON objects under ``key``."""
     start = orjson.dumps(head)[:-1]
     items = ",".join(raw_items).encode()

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import pandas as pd
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 
 from features.contract import EVENT_COLUMN_NAMES, PERSON_COLUMN_NAMES
 from features.ingest import ingest_frames
 from serving.deps import DataSender, StateDep
-from serving.errors import ERROR_RESPONSES, ApiError
+from serving.errors import ERROR_RESPONSES, ApiError, json_response
 from serving.schemas import IngestIn, IngestOut
 
 router = APIRouter(tags=["ingest"], responses=ERROR_RESPONSES)
@@ -37,7 +37,7 @@ def _frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
     summary="Send persons and events",
     responses={422: {"model": IngestOut, "description": "some rows were rejected"}},
 )
-def ingest(body: IngestIn, who: DataSender, state: StateDep) -> ORJSONResponse:
+def ingest(body: IngestIn, who: DataSender, state: StateDep) -> Response:
     """Validate and store; idempotent on person_id and event_id."""
     if body.persons is None and body.events is None:
         raise ApiError(
@@ -65,6 +65,6 @@ def ingest(body: IngestIn, who: DataSender, state: StateDep) -> ORJSONResponse:
         "events": vars(result.events),
         "rejections": result.rejections.astype({"row": "int64"}).to_dict(orient="records"),
     }
-    return ORJSONResponse(
+    return json_response(
         IngestOut.model_validate(out).model_dump(), status_code=200 if result.ok else 422
     )

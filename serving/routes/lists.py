@@ -33,7 +33,7 @@ from serving.routes.common import (
     ExportParams,
     ListParams,
     ListQuery,
-    json_response,
+    list_response,
     need_run,
 )
 from serving.schemas import Aggregates, Groups, Kpis, Outcome, RiskList, RunInfo
@@ -78,7 +78,7 @@ async def _list(
         "limit": min(q.limit, state.settings.page_max),
         "offset": q.offset,
     }
-    return json_response(head, "items", items)
+    return list_response(head, "items", items)
 
 
 def _exists(conn: Any, run_id: int, outcome: str, cond: Any, who: Principal) -> bool:

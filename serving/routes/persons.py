@@ -19,6 +19,7 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from features.config import OUTCOMES
 from serving import queries
 from serving.audit import Entry, append
 from serving.champions import ModelsNotReady
@@ -186,7 +187,7 @@ async def what_if(person_id: str, body: WhatIfIn, who: PersonReader, state: Stat
     if bad:
         raise ApiError(422, "invalid_request", "some changes cannot be applied", bad)
     changed = {**values, **body.changes}
-    outcomes = [body.outcome] if body.outcome else list(state.champions.current.champions)
+    outcomes = [body.outcome] if body.outcome else list(OUTCOMES)
     results = []
     for outcome in outcomes:
         try:

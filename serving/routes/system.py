@@ -16,13 +16,13 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 
 from serving import audit, queries
 from serving.auth import list_users
 from serving.bands import THRESHOLDS
 from serving.deps import Admin, StateDep, UserDep
-from serving.errors import ERROR_RESPONSES
+from serving.errors import ERROR_RESPONSES, json_response
 from serving.schemas import AuditPage, Health, Me, ModelsOut, Ready, ReloadOut
 from serving.state import ServiceState
 
@@ -102,7 +102,7 @@ async def healthz() -> dict:
 
 
 @ops.get("/readyz", response_model=Ready, summary="Readiness", responses={503: {"model": Ready}})
-async def readyz(state: StateDep) -> ORJSONResponse:
+async def readyz(state: StateDep) -> Response:
     try:
         with state.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -117,7 +117,7 @@ async def readyz(state: StateDep) -> ORJSONResponse:
         models=state.champions.info(),
         latest_run=run.as_of if run else None,
     )
-    return ORJSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
+    return json_response(body.model_dump(mode="json"), status_code=200 if ready else 503)
 
 
 @ops.get("/metrics", summary="Prometheus metrics", response_class=Response)
