@@ -68,7 +68,7 @@ def _strings(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFra
 def _as_fields(rejections: pd.DataFrame, table: str) -> list[dict[str, str]]:
     out = []
     for r in rejections.itertuples(index=False):
-        where = "body.person" if table == "person" else f"body.events[{int(r.row) - 1}]"
+        where = "body.person" if table == "person" else f"body.events[{int(str(r.row)) - 1}]"
         out.append({"field": f"{where}.{r.column}", "message": f"{r.code}: {r.reason}"})
     return out
 

@@ -81,7 +81,7 @@ class ChampionSet:
         self._loader = loader
         self._outcomes = outcomes
         self._lock = threading.Lock()
-        self.current = Loaded({}, datetime.now(), {o: "not loaded yet" for o in outcomes})
+        self.current = Loaded({}, datetime.now(), dict.fromkeys(outcomes, "not loaded yet"))
 
     def reload(self) -> Loaded:
         """Load every outcome's champion, then swap; keep old ones for failed outcomes."""

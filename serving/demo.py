@@ -54,5 +54,7 @@ def create_demo_accounts(engine: Engine, days: int = 30) -> list[DemoAccount]:
             exists = conn.execute(sa.select(users.c.id).where(users.c.username == name)).first()
         if exists is None:
             add_user(engine, name, role, **scope)
-        out.append(DemoAccount(name, role, words, issue_token(engine, name, label="demo", days=days)))
+        out.append(
+            DemoAccount(name, role, words, issue_token(engine, name, label="demo", days=days))
+        )
     return out

@@ -24,7 +24,8 @@ _bearer = HTTPBearer(auto_error=False, description="token from `sunflower users 
 
 
 async def get_state(request: Request) -> ServiceState:
-    return request.app.state.service  # type: ignore[no-any-return]
+    state: ServiceState = request.app.state.service
+    return state
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]

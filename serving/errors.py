@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-import orjson
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -37,7 +37,9 @@ class ApiError(Exception):
 def json_response(content: Any, status_code: int = 200, headers: Any = None) -> Response:
     """JSON via orjson (dates and datetimes as ISO 8601)."""
     return Response(
-        orjson.dumps(content), status_code=status_code, headers=headers,
+        orjson.dumps(content),
+        status_code=status_code,
+        headers=headers,
         media_type="application/json",
     )
 

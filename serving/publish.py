@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from serving import db
 from serving.db import score_runs
+from serving.queries import forget_runs
 
 BATCH = 50_000
 
@@ -102,6 +103,7 @@ def publish_run(
             .where(score_runs.c.id == run_id)
             .values(finished_at=datetime.now().replace(microsecond=0))
         )
+    forget_runs()
     return run_id, replaced
 
 

@@ -9,6 +9,8 @@ returns None for both). No pandas here: these run on the request path.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -31,12 +33,34 @@ class Run:
     feature_names: str | None = None
 
 
+_RUN_TTL = 1.0
+_runs: dict[tuple[str, date | None], tuple[Run | None, float]] = {}
+
+
 def run_for(conn: Connection, day: date | None) -> Run | None:
-    """The published run of ``day``, or the latest published run when day is None."""
+    """The published run of ``day``, or the latest published run when day is None.
+
+    Cached for a second per database: runs change once a day, lists are read
+    thousands of times a second, and a new run is visible within the second.
+    """
+    key = (str(conn.engine.url), day)
+    hit = _runs.get(key)
+    now = time.monotonic()
+    if hit is not None and hit[1] > now:
+        return hit[0]
     q = sa.select(score_runs.c.id, score_runs.c.as_of).where(score_runs.c.status == "published")
     q = q.where(score_runs.c.as_of == day) if day else q
     row = conn.execute(q.order_by(score_runs.c.as_of.desc()).limit(1)).first()
-    return Run(row.id, row.as_of) if row else None
+    run = Run(row.id, row.as_of) if row else None
+    if len(_runs) > 1000:
+        _runs.clear()
+    _runs[key] = (run, now + _RUN_TTL)
+    return run
+
+
+def forget_runs() -> None:
+    """Drop the run cache (after publishing in the same process)."""
+    _runs.clear()
 
 
 def visible_person(conn: Connection, who: Principal, person_id: str) -> Any | None:
@@ -56,7 +80,7 @@ def list_items(
     scope: sa.ColumnElement[bool],
     rank: str,
     *,
-    bands: list[str] | None = None,
+    bands: Sequence[str] | None = None,
     alert: str | None = None,
     cohort: str | None = None,
     limit: int = 25,

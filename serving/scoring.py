@@ -100,7 +100,7 @@ def previous_scores(engine: Engine, day: pd.Timestamp) -> dict[str, pd.DataFrame
             conn,
             params={"r": run},
         )
-    return {o: g.set_index("person_id") for o, g in frame.groupby("outcome")}
+    return {str(o): g.set_index("person_id") for o, g in frame.groupby("outcome")}
 
 
 def _ranks(frame: pd.DataFrame, by: list[str]) -> np.ndarray:
@@ -145,7 +145,9 @@ def score_date(
         .reindex(who["person_id"], fill_value=0)
         .to_numpy()
     )
-    kinds = alert_rows.groupby("person_id")["kind"].agg(list).to_dict()
+    kinds: dict[str, list[str]] = {
+        str(k): list(v) for k, v in alert_rows.groupby("person_id")["kind"].agg(list).items()
+    }
     clock["alerts"], t = time.perf_counter() - t, time.perf_counter()
     names = [f.name for f in load_catalog().features()]
     matrix = feats[names].to_numpy(dtype=np.float64)
@@ -159,15 +161,7 @@ def score_date(
     say("preparing rows")
     rows = _rows(who, results, previous, masks, cohorts, kinds, champions)
     vectors = [(pid, matrix[i].tobytes()) for i, pid in enumerate(who["person_id"])]
-    alerts = [
-        (
-            r.person_id,
-            r.kind,
-            None if pd.isna(r.since) else pd.Timestamp(r.since).to_pydatetime(),
-            orjson.dumps(alert_message(r.kind, r.since, r.days, r.value)).decode(),
-        )
-        for r in alert_rows.itertuples(index=False)
-    ]
+    alerts = [_alert_row(*r) for r in alert_rows.itertuples(index=False, name=None)]
     kpis = town_kpis(status, feats, names)
     models = {o: {"name": c.model_name, "version": str(c.version)} for o, c in champions.items()}
     clock["rows"], t = time.perf_counter() - t, time.perf_counter()
@@ -194,8 +188,21 @@ def score_date(
         seconds=time.perf_counter() - started,
         models=models,
         replaced=replaced,
-        alerts=alert_rows["kind"].value_counts().to_dict(),
+        alerts={str(k): int(v) for k, v in alert_rows["kind"].value_counts().items()},
         timings={k: round(v, 2) for k, v in clock.items()},
+    )
+
+
+def _alert_row(
+    person_id: str, kind: str, since: Any, days: float, value: float
+) -> tuple[str, str, datetime | None, str]:
+    when = None if pd.isna(since) else pd.Timestamp(since)
+    message = alert_message(kind, when, days, value)
+    return (
+        person_id,
+        kind,
+        None if when is None else when.to_pydatetime(),
+        orjson.dumps(message).decode(),
     )
 
 

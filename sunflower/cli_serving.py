@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import Engine
 
 console = Console()
 err = Console(stderr=True)
@@ -21,7 +22,7 @@ err = Console(stderr=True)
 users_app = typer.Typer(help="Accounts and bearer tokens.", no_args_is_help=True)
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     from features.store import make_engine
     from serving.db import migrate
     from serving.settings import get_settings
@@ -131,8 +132,12 @@ def users_list() -> None:
     for col in ("username", "role", "worker_id", "district", "town", "active"):
         table.add_column(col)
     for u in list_users(_engine()):
-        table.add_row(*(str(u[c] or "") for c in ("username", "role", "worker_id", "district",
-                                                    "town", "active")))
+        table.add_row(
+            *(
+                str(u[c] or "")
+                for c in ("username", "role", "worker_id", "district", "town", "active")
+            )
+        )
     console.print(table)
 
 

@@ -23,8 +23,8 @@ from fastapi.responses import Response
 
 from features.catalog import load_catalog
 from serving import queries
-from serving.audit import Entry
 from serving.alerts import ALERT_BITS
+from serving.audit import Entry
 from serving.auth import Principal
 from serving.db import score_runs, scores, town_kpis
 from serving.deps import AggregateReader, PersonReader, StateDep

@@ -22,11 +22,13 @@ from fastapi.responses import Response
 from features.config import OUTCOMES
 from serving import queries
 from serving.audit import Entry, append
+from serving.auth import Principal
 from serving.champions import ModelsNotReady
 from serving.db import actions
 from serving.deps import PersonReader, StateDep
 from serving.errors import ERROR_RESPONSES, ApiError, not_found
 from serving.explain import actionable_features, score_rows
+from serving.queries import Run
 from serving.routes.common import need_run
 from serving.schemas import (
     ActionIn,
@@ -40,6 +42,7 @@ from serving.schemas import (
     WhatIfInputs,
     WhatIfOut,
 )
+from serving.state import ServiceState
 
 router = APIRouter(prefix="/persons", tags=["persons"], responses=ERROR_RESPONSES)
 DateQ = Annotated[dt.date | None, Query(alias="date", description="run date; default latest")]
@@ -133,7 +136,9 @@ async def explanation(
     return Response(head + b"," + body.encode()[1:], media_type="application/json")
 
 
-def _stored_vector(state, who, person_id: str, day: dt.date | None):  # type: ignore[no-untyped-def]
+def _stored_vector(
+    state: ServiceState, who: Principal, person_id: str, day: dt.date | None
+) -> tuple[Run, dict[str, float]]:
     with state.engine.connect() as conn:
         if queries.visible_person(conn, who, person_id) is None:
             raise not_found()

@@ -8,6 +8,8 @@ the feature engine, so it runs in the thread pool.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter
 
 from serving.adhoc import FieldErrors, features_from_history, matrix_from_row
@@ -22,7 +24,7 @@ from serving.state import ServiceState
 router = APIRouter(prefix="/score", tags=["ad-hoc scoring"], responses=ERROR_RESPONSES)
 
 
-def _champions(state: ServiceState, outcomes: list[str] | None) -> list[ChampionLike]:
+def _champions(state: ServiceState, outcomes: Sequence[str] | None) -> list[ChampionLike]:
     try:
         names = outcomes or ["relapse", "loss_of_contact"]
         return [state.champions.get(o) for o in dict.fromkeys(names)]

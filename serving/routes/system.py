@@ -111,11 +111,13 @@ async def readyz(state: StateDep) -> Response:
     except Exception:
         db_ok, run = False, None
     ready = db_ok and state.champions.ready
-    body = Ready(
-        ready=ready,
-        database=db_ok,
-        models=state.champions.info(),
-        latest_run=run.as_of if run else None,
+    body = Ready.model_validate(
+        {
+            "ready": ready,
+            "database": db_ok,
+            "models": state.champions.info(),
+            "latest_run": run.as_of if run else None,
+        }
     )
     return json_response(body.model_dump(mode="json"), status_code=200 if ready else 503)
 

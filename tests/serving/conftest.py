@@ -81,7 +81,9 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def scored(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scored]:
+def scored(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scored]:
     """A scored district shared by a module's read-only tests."""
     home = tmp_path_factory.mktemp("scored")
     s = build(_url(request, request.param, home), home)

@@ -57,7 +57,9 @@ def test_explanation_is_identical_to_what_the_list_showed(api, scored):
             expl = Explanation.model_validate(r.json())
             assert expl.drivers[0].model_dump() == item["top_driver"]
             assert (expl.p, expl.band.level, expl.model.version) == (
-                item["p"], item["band"]["level"], item["model"]["version"]
+                item["p"],
+                item["band"]["level"],
+                item["model"]["version"],
             )
             assert expl.plan_items and expl.base_value is not None
 
@@ -104,32 +106,47 @@ def test_what_if_changes_the_score_and_stores_nothing(api, scored):
 
 def test_adhoc_feature_row(api, scored):
     h = auth(scored.tokens, "integ")
-    row = {"checkins_missed_90d": 2, "tests_positive_365d": 0, "employed_now": 0,
-           "home_visits_30d": 1, "prior_detox": 1, "days_since_contact": 10,
-           "medicine_purchases_30d": 0}
+    row = {
+        "checkins_missed_90d": 2,
+        "tests_positive_365d": 0,
+        "employed_now": 0,
+        "home_visits_30d": 1,
+        "prior_detox": 1,
+        "days_since_contact": 10,
+        "medicine_purchases_30d": 0,
+    }
     r = api.post("/api/v1/score/features", headers=h, json={"features": row})
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert [x["outcome"] for x in results] == ["relapse", "loss_of_contact"]
     assert results[0]["drivers"][0]["feature"] == "checkins_missed_90d"
-    r = api.post("/api/v1/score/features", headers=h,
-                 json={"features": {**row, "nonsense": 1}, "outcomes": ["relapse"]})
+    r = api.post(
+        "/api/v1/score/features",
+        headers=h,
+        json={"features": {**row, "nonsense": 1}, "outcomes": ["relapse"]},
+    )
     assert r.status_code == 422
     assert r.json()["error"]["fields"][0]["field"] == "body.features.nonsense"
     missing = dict(row)
     missing.pop("prior_detox")
     r = api.post("/api/v1/score/features", headers=h, json={"features": missing})
     assert r.json()["error"]["fields"][0]["field"] == "body.features.prior_detox"
-    assert api.post("/api/v1/score/features", headers=auth(scored.tokens, "w1"),
-                    json={"features": row}).status_code == 403
+    assert (
+        api.post(
+            "/api/v1/score/features", headers=auth(scored.tokens, "w1"), json={"features": row}
+        ).status_code
+        == 403
+    )
 
 
 def test_adhoc_person_history(api, scored):
     h = auth(scored.tokens, "integ")
     body = {
         "person": person(person_id="p-adhoc"),
-        "events": [event("x1", "2025-05-02T09:00:00", "check_in", "p-adhoc", "missed"),
-                   event("x2", "2025-05-03T09:00:00", "urine_test", "p-adhoc", "positive")],
+        "events": [
+            event("x1", "2025-05-02T09:00:00", "check_in", "p-adhoc", "missed"),
+            event("x2", "2025-05-03T09:00:00", "urine_test", "p-adhoc", "positive"),
+        ],
         "as_of": "2025-06-01",
     }
     r = api.post("/api/v1/score/history", headers=h, json=body)
@@ -139,8 +156,10 @@ def test_adhoc_person_history(api, scored):
     values = {d["feature"]: d["value"] for d in rel["drivers"]}
     assert values.get("checkins_missed_90d") == 1.0
     with scored.engine.connect() as conn:
-        assert conn.execute(sa.text(
-            "SELECT count(*) FROM persons WHERE person_id='p-adhoc'")).scalar() == 0
+        assert (
+            conn.execute(sa.text("SELECT count(*) FROM persons WHERE person_id='p-adhoc'")).scalar()
+            == 0
+        )
     body["person"]["birth_year"] = "nineteen"
     body["events"][1]["type"] = "urine_tset"
     r = api.post("/api/v1/score/history", headers=h, json=body)
@@ -151,24 +170,32 @@ def test_adhoc_person_history(api, scored):
 
 def test_ingest_validates_like_files_and_is_idempotent(api_fresh, fresh):
     h = auth(fresh.tokens, "integ")
-    good = {"persons": [person(person_id="p-new", worker_id="w-1")],
-            "events": [event("n1", "2025-06-01T09:00:00", "home_visit", "p-new")]}
+    good = {
+        "persons": [person(person_id="p-new", worker_id="w-1")],
+        "events": [event("n1", "2025-06-01T09:00:00", "home_visit", "p-new")],
+    }
     r = api_fresh.post("/api/v1/ingest", headers=h, json=good)
     assert r.status_code == 200, r.text
     assert r.json()["persons"]["stored"] == 1 and r.json()["events"]["stored"] == 1
     again = api_fresh.post("/api/v1/ingest", headers=h, json=good).json()
     assert (again["persons"]["already"], again["events"]["already"]) == (1, 1)
-    bad = {"events": [event("n2", "2025-06-02T09:00:00", "home_vist", "p-new"),
-                      event("n3", "2025-06-02T09:00:00", "home_visit", "p-ghost"),
-                      event("n4", "2025-06-03T09:00:00", "counselling", "p-new")]}
+    bad = {
+        "events": [
+            event("n2", "2025-06-02T09:00:00", "home_vist", "p-new"),
+            event("n3", "2025-06-02T09:00:00", "home_visit", "p-ghost"),
+            event("n4", "2025-06-03T09:00:00", "counselling", "p-new"),
+        ]
+    }
     r = api_fresh.post("/api/v1/ingest", headers=h, json=bad)
     assert r.status_code == 422
     rej = {(x["row"], x["column"], x["code"]) for x in r.json()["rejections"]}
     assert rej == {(1, "type", "unknown_event_type"), (2, "person_id", "unknown_person")}
     assert r.json()["events"]["stored"] == 1
     assert api_fresh.post("/api/v1/ingest", headers=h, json={}).status_code == 422
-    assert api_fresh.post("/api/v1/ingest", headers=auth(fresh.tokens, "w1"),
-                          json=good).status_code == 403
+    assert (
+        api_fresh.post("/api/v1/ingest", headers=auth(fresh.tokens, "w1"), json=good).status_code
+        == 403
+    )
 
 
 def test_actions_show_in_the_timeline(api_fresh, fresh):
@@ -176,8 +203,14 @@ def test_actions_show_in_the_timeline(api_fresh, fresh):
     r = api_fresh.post(
         "/api/v1/persons/p-01/actions",
         headers=h,
-        json={"kind": "plan_item", "plan_item": "home_visit", "status": "done",
-              "outcome": "relapse", "agrees_with_score": False, "note": "家访完成"},
+        json={
+            "kind": "plan_item",
+            "plan_item": "home_visit",
+            "status": "done",
+            "outcome": "relapse",
+            "agrees_with_score": False,
+            "note": "家访完成",
+        },
     )
     assert r.status_code == 201, r.text
     tl = api_fresh.get("/api/v1/persons/p-01/timeline", headers=h).json()["items"]
@@ -241,8 +274,11 @@ def test_errors_are_json_and_never_500_for_bad_input(api, scored):
         r = getattr(api, method)(url, headers=h, **({"json": body} if body is not None else {}))
         assert r.status_code == 422, (url, r.text)
         assert field in {f["field"] for f in r.json()["error"]["fields"]}
-    r = api.post("/api/v1/persons/p-01/actions", headers={**h, "content-type": "application/json"},
-                 content=b"{not json")
+    r = api.post(
+        "/api/v1/persons/p-01/actions",
+        headers={**h, "content-type": "application/json"},
+        content=b"{not json",
+    )
     assert r.status_code == 422
     assert api.get("/api/v1/nothing-here", headers=h).json()["error"]["code"] == "not_found"
 

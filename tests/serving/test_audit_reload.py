@@ -57,7 +57,9 @@ def test_admins_query_the_log_and_nobody_edits_it(api_fresh, fresh):
     assert page["total"] >= 1
     first = page["items"][0]
     assert (first["username"], first["role"], first["action"]) == (
-        "sup_east", "supervisor", "explanation"
+        "sup_east",
+        "supervisor",
+        "explanation",
     )
     assert first["detail"]["outcome"] == "relapse" and first["at"]
     for method in ("delete", "put", "patch"):
@@ -89,7 +91,7 @@ def test_reload_swaps_champions_without_dropping_requests(fresh):
     with TestClient(app) as client:
         h = auth(fresh.tokens, "w1")
         integ = auth(fresh.tokens, "integ")
-        row = {n: 1.0 for n in fake_champions()["relapse"].feature_names}
+        row = dict.fromkeys(fake_champions()["relapse"].feature_names, 1.0)
 
         def hammer():
             while not stop.is_set():
@@ -147,8 +149,13 @@ def test_real_uvicorn_serves_and_reloads_on_sighup(fresh, tmp_path):
     port = _free_port()
     version_file = tmp_path / "version"
     version_file.write_text("1")
-    script = SERVER.format(root=str(ROOT), version_file=str(version_file), url=fresh.url,
-                           home=str(fresh.home), port=port)
+    script = SERVER.format(
+        root=str(ROOT),
+        version_file=str(version_file),
+        url=fresh.url,
+        home=str(fresh.home),
+        port=port,
+    )
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -181,9 +188,9 @@ def test_service_starts_without_champions_and_says_not_ready(fresh):
     def missing(outcome):
         raise LookupError("no champion registered")
 
-    from serving.app import create_app
-
     from fastapi.testclient import TestClient
+
+    from serving.app import create_app
 
     with TestClient(create_app(fresh.settings(), loader=missing)) as c:
         r = c.get("/readyz")

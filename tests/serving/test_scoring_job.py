@@ -30,10 +30,14 @@ def _scores(engine, run_id=None):
             run_id = conn.execute(
                 sa.text("SELECT id FROM score_runs WHERE status='published' ORDER BY as_of DESC")
             ).scalar()
-        rows = conn.execute(
-            sa.text("SELECT * FROM scores WHERE run_id = :r ORDER BY outcome, person_id"),
-            {"r": run_id},
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                sa.text("SELECT * FROM scores WHERE run_id = :r ORDER BY outcome, person_id"),
+                {"r": run_id},
+            )
+            .mappings()
+            .all()
+        )
     return run_id, rows
 
 
@@ -80,7 +84,9 @@ def test_ranks_bands_change_and_the_stored_explanation(scored):
             assert [r["rank_caseload"] for r in caseload] == list(range(1, len(caseload) + 1))
         for r in mine:
             assert r["band"] == band_of(outcome, r["p"])
-            assert r["change"] == pytest.approx(r["p"] - before[(outcome, r["person_id"])], abs=2e-6)
+            assert r["change"] == pytest.approx(
+                r["p"] - before[(outcome, r["person_id"])], abs=2e-6
+            )
             item = ListItem.model_validate_json(r["item"])
             with scored.engine.connect() as conn:
                 body = conn.execute(
@@ -98,17 +104,27 @@ def test_ranks_bands_change_and_the_stored_explanation(scored):
 
 def test_rerun_replaces_the_date_cleanly(fresh):
     with fresh.engine.connect() as conn:
-        before = conn.execute(sa.text("SELECT count(*) FROM scores s JOIN score_runs r "
-                                      "ON r.id = s.run_id WHERE r.status='published'")).scalar()
+        before = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM scores s JOIN score_runs r "
+                "ON r.id = s.run_id WHERE r.status='published'"
+            )
+        ).scalar()
     summary = score_date(fresh.engine, date(2025, 6, 1), fake_champions(version="2"))
     assert summary.replaced
     with fresh.engine.connect() as conn:
         runs = conn.execute(sa.text("SELECT as_of, status FROM score_runs ORDER BY id")).all()
-        after = conn.execute(sa.text("SELECT count(*) FROM scores s JOIN score_runs r "
-                                     "ON r.id = s.run_id WHERE r.status='published'")).scalar()
-        versions = set(conn.execute(sa.text(
-            "SELECT model_version FROM scores WHERE run_id = :r"), {"r": summary.run_id}
-        ).scalars())
+        after = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM scores s JOIN score_runs r "
+                "ON r.id = s.run_id WHERE r.status='published'"
+            )
+        ).scalar()
+        versions = set(
+            conn.execute(
+                sa.text("SELECT model_version FROM scores WHERE run_id = :r"), {"r": summary.run_id}
+            ).scalars()
+        )
     assert [str(s) for _, s in runs] == ["published", "replaced", "published"]
     assert sum(1 for d, s in runs if str(d) == "2025-06-01" and s == "published") == 1
     assert before == after
