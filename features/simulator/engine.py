@@ -146,7 +146,7 @@ class _Sim:
             pend = positive & (r[4] < ex.after_positive)
             lo, hi = ex.after_positive_delay_days
             exit_day[pend] = np.minimum(
-                d + lab[1] + rng.integers(lo, hi + 1, pend.sum()), end[pend]
+                d + lab[1] + 1 + rng.integers(lo, hi + 1, pend.sum()), end[pend]
             )
             status[pend] = AWAITING_EXIT
             now = pend & (exit_day == d)
@@ -198,21 +198,20 @@ class _Sim:
             ("urine_test", 0, rates.urine, t.urine_using, t.urine_abstinent),
             ("hair_test", 1, rates.hair, t.hair_using, t.hair_abstinent),
         ):
-            tested = contact & (r[row] < rate)
-            if not tested.any():
+            tested = np.flatnonzero(contact & (r[row] < rate))
+            if not len(tested):
                 continue
-            x = r[row + 2]
-            pos = np.where(using, res_u.positive, res_a.positive)
-            ref = pos + np.where(using, res_u.refused, res_a.refused)
-            inv = ref + np.where(using, res_u.invalid, res_a.invalid)
+            x, use = r[row + 2, tested], using[tested]
+            pos = np.where(use, res_u.positive, res_a.positive)
+            ref = pos + np.where(use, res_u.refused, res_a.refused)
+            inv = ref + np.where(use, res_u.invalid, res_a.invalid)
             result = np.select(
                 [x < pos, x < ref, x < inv],
                 [RESULT["positive"], RESULT["refused"], RESULT["invalid"]],
                 RESULT["negative"],
             )
-            buf = self.buf
-            buf.add(pid[tested], d, kind, "lab", result[tested], delay_days=lab)
-            positive |= tested & (x < ref)
+            self.buf.add(pid[tested], d, kind, "lab", result, delay_days=lab)
+            positive[tested[x < ref]] = True
         return positive
 
     def _exit(self, person: np.ndarray, d: int, result: str, source: str) -> None:

@@ -31,7 +31,7 @@ from features.simulator.observation import RESULTS
 from features.simulator.population import Population
 
 ROW_GROUP = 2_000_000
-_WRITER = {"compression": "zstd", "compression_level": 3, "use_dictionary": True}
+_WRITER = {"compression": "zstd", "compression_level": 1, "use_dictionary": True}
 _EPOCH = date(1970, 1, 1)
 _US_PER_DAY = 86_400_000_000
 

@@ -41,7 +41,12 @@ class EventBuffer:
 
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
-        self._parts: list[tuple[np.ndarray, ...]] = []
+        self._persons: list[np.ndarray] = []
+        #: per call: (rows, day, type, result code or -2 for per-row, source,
+        #: clock from, clock to, delay from, delay to)
+        self._heads: list[tuple[int, ...]] = []
+        self._results: dict[int, np.ndarray] = {}
+        self._values: dict[int, np.ndarray] = {}
         self.count = 0
 
     def add(
@@ -58,43 +63,56 @@ class EventBuffer:
         n = len(person)
         if n == 0:
             return
-        rng = self.rng
+        part = len(self._heads)
         if result is None:
-            codes = np.full(n, -1, dtype=np.int8)
+            code = -1
         elif isinstance(result, str):
-            codes = np.full(n, RESULT[result], dtype=np.int8)
+            code = RESULT[result]
         else:
-            codes = result.astype(np.int8)
-        tod = rng.integers(clock[0], clock[1], n, dtype=np.int32)
-        lag = rng.integers(delay_days[0], delay_days[1] + 1, n, dtype=np.int32) * 86400
-        lag += rng.integers(0, 2 * HOUR, n, dtype=np.int32)
-        vals = np.full(n, np.nan, dtype=np.float32) if value is None else value.astype(np.float32)
-        self._parts.append(
-            (
-                person.astype(np.int32),
-                np.full(n, day, dtype=np.int32),
-                np.full(n, TYPE[etype], dtype=np.int8),
-                codes,
-                vals,
-                tod,
-                lag,
-                np.full(n, SOURCE[source], dtype=np.int8),
-            )
+            code = -2
+            self._results[part] = result.astype(np.int8)
+        if value is not None:
+            self._values[part] = value.astype(np.float32)
+        self._persons.append(person.astype(np.int32, copy=False))
+        self._heads.append(
+            (n, day, TYPE[etype], code, SOURCE[source], *clock, delay_days[0], delay_days[1] + 1)
         )
         self.count += n
 
-    def columns(self) -> dict[str, np.ndarray]:
-        """All events so far, concatenated (the buffer is emptied)."""
-        names = ("person", "day", "type", "result", "value", "tod", "lag", "source")
-        dtypes = (np.int32, np.int32, np.int8, np.int8, np.float32, np.int32, np.int32, np.int8)
-        out = {}
-        for i, (name, dtype) in enumerate(zip(names, dtypes, strict=True)):
-            out[name] = (
-                np.concatenate([p[i] for p in self._parts])
-                if self._parts
-                else np.zeros(0, dtype=dtype)
-            )
-        self._parts = []
+    def columns(self, chunk: int = 4_000_000) -> dict[str, np.ndarray]:
+        """All events so far as columns (the buffer is emptied).
+
+        Times of day and recording delays are drawn here, in one vectorised
+        pass per chunk: ``tod`` seconds into the day, ``lag`` seconds from
+        ``ts`` to ``recorded_at``.
+        """
+        heads = np.array(self._heads, dtype=np.int64).reshape(-1, 9)
+        rows = heads[:, 0]
+        rep = {i: np.repeat(heads[:, i], rows) for i in range(1, 9)}
+        out = {
+            "person": np.concatenate(self._persons) if self._persons else np.zeros(0, np.int32),
+            "day": rep[1].astype(np.int32),
+            "type": rep[2].astype(np.int8),
+            "result": rep[3].astype(np.int8),
+            "value": np.full(len(rep[1]), np.nan, dtype=np.float32),
+            "source": rep[4].astype(np.int8),
+        }
+        starts = np.concatenate([[0], np.cumsum(rows)])
+        for part, codes in self._results.items():
+            out["result"][starts[part] : starts[part + 1]] = codes
+        for part, values in self._values.items():
+            out["value"][starts[part] : starts[part + 1]] = values
+        total = len(out["day"])
+        out["tod"] = np.empty(total, dtype=np.int32)
+        out["lag"] = np.empty(total, dtype=np.int32)
+        for lo in range(0, total, chunk):
+            hi = min(total, lo + chunk)
+            u = self.rng.random((3, hi - lo))
+            span = rep[6][lo:hi] - rep[5][lo:hi]
+            out["tod"][lo:hi] = rep[5][lo:hi] + (u[0] * span).astype(np.int64)
+            days = rep[7][lo:hi] + (u[1] * (rep[8][lo:hi] - rep[7][lo:hi])).astype(np.int64)
+            out["lag"][lo:hi] = days * 86400 + (u[2] * 2 * HOUR).astype(np.int64)
+        self._persons, self._heads, self._results, self._values = [], [], {}, {}
         return out
 
 
@@ -205,18 +223,19 @@ def emit_traces(buf: EventBuffer, cfg: SimConfig, tr: TraceRates, t: Today) -> N
     result = np.where(missed, RESULT["missed"], RESULT["attended"])
     buf.add(t.person[due], d, "check_in", "worker", result[due], delay_days=lag)
     visit = t.in_contact & (draw[1] < tr.visit)
-    not_home = draw[2] < np.where(u, tr.not_home_u, tr.not_home_a)
-    moving = ~not_home & (draw[3] < tr.moving)
-    concern = ~not_home & ~moving & (draw[4] < np.where(u, tr.concern_u, tr.concern_a))
+    tried = t.absconded & (draw[1] < o.absconded_home_visit_daily)
+    visit |= tried
+    v = np.flatnonzero(visit)
+    uv = u[v]
+    not_home = tried[v] | (draw[2, v] < np.where(uv, tr.not_home_u[v], tr.not_home_a[v]))
+    moving = ~not_home & (draw[3, v] < tr.moving[v])
+    concern = ~not_home & ~moving & (draw[4, v] < np.where(uv, tr.concern_u[v], tr.concern_a[v]))
     note = np.select(
         [not_home, moving, concern],
         [RESULT["not_home"], RESULT["moving"], RESULT["concern"]],
         RESULT["met"],
     )
-    tried = t.absconded & (draw[1] < o.absconded_home_visit_daily)
-    note = np.where(tried, RESULT["not_home"], note)
-    visit |= tried
-    buf.add(t.person[visit], d, "home_visit", "worker", note[visit], delay_days=lag)
+    buf.add(t.person[v], d, "home_visit", "worker", note, delay_days=lag)
     counsel = t.in_contact & (draw[5] < np.where(u, tr.counselling_u, tr.counselling_a))
     buf.add(t.person[counsel], d, "counselling", "worker", delay_days=lag)
     peer = t.in_contact & (draw[6] < tr.peer)

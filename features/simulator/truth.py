@@ -23,6 +23,7 @@ Monte-Carlo standard error is returned with it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -87,11 +88,57 @@ def _paths(cfg: SimConfig, state: CohortState, k: int, rng: np.random.Generator)
     st = state.static.repeat(k)
     cov = {name: np.tile(state.cov[name], k) for name in COVARIATES}
     dsr = np.tile(state.days_since_release, k)
-    rates = [month_rates(cfg, st, cov, dsr)]
+    first = month_rates(cfg, state.static, state.cov, state.days_since_release)
+    tiled: dict[str, Any] = {
+        f: v if np.isscalar(v) else np.tile(v, k) for f, v in vars(first).items()
+    }
+    rates = [Rates(**tiled)]
     for offset in state.month_starts:
         cov = step_covariates(cfg, st, cov, dsr + offset, rng.random((len(COVARIATES), rows * k)))
         rates.append(month_rates(cfg, st, cov, dsr + offset))
     return rates
+
+
+def _integrate(cfg: SimConfig, stack: dict, remit: float, u0, pts, bounds, end) -> tuple:
+    """Both label probabilities over the segments between breakpoints ``pts``.
+
+    ``pts`` is either one row of breakpoints shared by every row (then each
+    segment's rates are a plain slice) or one row of breakpoints per row.
+    """
+    loc, p_ex = cfg.loss_of_contact, cfg.exits.after_positive
+    count_until = cfg.truth.horizon_days - loc.declare_after_days
+    abscond_until = end - loc.no_abscond_last_days
+    rel = {"va": 1.0 - u0, "vu": u0.copy(), "p": np.zeros(len(u0))}
+    lost = {"va": 1.0 - u0, "vu": u0.copy(), "p": np.zeros(len(u0))}
+    col = np.arange(len(u0))
+    for j in range(pts.shape[-1] - 1):
+        s, n = pts[..., j], pts[..., j + 1] - pts[..., j]
+        m = np.searchsorted(bounds, s, side="right")
+        par = {name: arr[m] if pts.ndim == 1 else arr[m, col] for name, arr in stack.items()}
+        # Shared breakpoints are only used for rows alive and allowed to abscond throughout.
+        alive = s <= end
+        allow = (s <= abscond_until).astype(float) if pts.ndim > 1 else 1.0
+        count = (s < count_until) * 1.0
+        ab_a, ab_u = par["abscond_a"] * allow, par["abscond_u"] * allow
+        stay_a, stay_u = 1 - par["exit_a"], 1 - par["exit_u"]
+        n = np.broadcast_to(n, u0.shape)
+        if pts.ndim > 1:  # past the planned end nobody is left to observe
+            for v in (rel, lost):
+                v["va"], v["vu"] = np.where(alive, v["va"], 0.0), np.where(alive, v["vu"], 0.0)
+        gain, va, vu = block(
+            rel["va"], rel["vu"],
+            (1 - par["pi_a"]) * stay_a * (1 - ab_a), (1 - par["pi_u"]) * stay_u * (1 - ab_u),
+            par["onset"], remit, par["pi_a"], par["pi_u"], n,
+        )  # fmt: skip
+        rel["p"], rel["va"], rel["vu"] = rel["p"] + gain, va, vu
+        test_a, test_u = 1 - par["pi_a"] * p_ex, 1 - par["pi_u"] * p_ex
+        gain, va, vu = block(
+            lost["va"], lost["vu"],
+            test_a * stay_a * (1 - ab_a), test_u * stay_u * (1 - ab_u),
+            par["onset"], remit, test_a * stay_a * ab_a * count, test_u * stay_u * ab_u * count, n,
+        )  # fmt: skip
+        lost["p"], lost["va"], lost["vu"] = lost["p"] + gain, va, vu
+    return rel["p"], lost["p"]
 
 
 def label_probabilities(
@@ -108,46 +155,27 @@ def label_probabilities(
         name: np.stack([np.broadcast_to(getattr(r, name), (rows * k,)) for r in rates])
         for name in ("onset", "pi_a", "pi_u", "exit_a", "exit_u", "abscond_a", "abscond_u")
     }
-    remit = rates[0].remit
     end = np.tile(state.days_to_end, k)
-    abscond_until = end - loc.no_abscond_last_days
-    count_until = horizon - loc.declare_after_days  # abscond before this day is flagged in time
-    bounds = np.asarray(state.month_starts, dtype=np.int64)
-    points = [np.full(rows * k, b) for b in (*state.month_starts, count_until, horizon)]
-    points += [end + 1, abscond_until + 1]
-    pts = np.sort(np.clip(np.stack(points, axis=1), 0, horizon), axis=1)
-    pts = np.concatenate([np.zeros((rows * k, 1), dtype=pts.dtype), pts], axis=1)
-    col = np.arange(rows * k)
     u0 = np.tile(state.using, k).astype(float)
-    rel = {"va": 1.0 - u0, "vu": u0.copy(), "p": np.zeros(rows * k)}
-    lost = {"va": 1.0 - u0, "vu": u0.copy(), "p": np.zeros(rows * k)}
-    p_ex = cfg.exits.after_positive
-    for j in range(pts.shape[1] - 1):
-        s, n = pts[:, j], pts[:, j + 1] - pts[:, j]
-        m = np.searchsorted(bounds, s, side="right")
-        par = {name: arr[m, col] for name, arr in stack.items()}
-        alive = s <= end
-        allow = (s <= abscond_until).astype(float)
-        count = (s < count_until).astype(float)
-        ab_a, ab_u = par["abscond_a"] * allow, par["abscond_u"] * allow
-        stay_a, stay_u = 1 - par["exit_a"], 1 - par["exit_u"]
-        for v in (rel, lost):  # past the planned end nobody is left to observe
-            v["va"], v["vu"] = np.where(alive, v["va"], 0.0), np.where(alive, v["vu"], 0.0)
-        gain, va, vu = block(
-            rel["va"], rel["vu"],
-            (1 - par["pi_a"]) * stay_a * (1 - ab_a), (1 - par["pi_u"]) * stay_u * (1 - ab_u),
-            par["onset"], remit, par["pi_a"], par["pi_u"], n,
-        )  # fmt: skip
-        rel["p"], rel["va"], rel["vu"] = rel["p"] + gain, va, vu
-        test_a, test_u = 1 - par["pi_a"] * p_ex, 1 - par["pi_u"] * p_ex
-        gain, va, vu = block(
-            lost["va"], lost["vu"],
-            test_a * stay_a * (1 - ab_a), test_u * stay_u * (1 - ab_u),
-            par["onset"], remit, test_a * stay_a * ab_a * count, test_u * stay_u * ab_u * count, n,
-        )  # fmt: skip
-        lost["p"], lost["va"], lost["vu"] = lost["p"] + gain, va, vu
-    p_rel = np.clip(rel["p"], 0.0, 1.0).reshape(k, rows)
-    p_loc = np.clip(lost["p"], 0.0, 1.0).reshape(k, rows)
-    se_rel = p_rel.std(axis=0, ddof=1) / np.sqrt(k) if k > 1 else np.zeros(rows)
-    se_loc = p_loc.std(axis=0, ddof=1) / np.sqrt(k) if k > 1 else np.zeros(rows)
-    return p_rel.mean(axis=0), p_loc.mean(axis=0), se_rel, se_loc
+    bounds = np.asarray(state.month_starts, dtype=np.int64)
+    common = np.unique([0, *state.month_starts, horizon - loc.declare_after_days, horizon])
+    # Most rows are far from their planned end: their breakpoints are shared.
+    far = end - loc.no_abscond_last_days >= horizon - 1
+    p_rel, p_loc = np.zeros(rows * k), np.zeros(rows * k)
+    sel = np.flatnonzero(far)
+    sub = {name: arr[:, sel] for name, arr in stack.items()}
+    p_rel[sel], p_loc[sel] = _integrate(cfg, sub, rates[0].remit, u0[sel], common, bounds, end[sel])
+    sel = np.flatnonzero(~far)
+    if len(sel):
+        own = [end[sel] + 1, end[sel] - loc.no_abscond_last_days + 1]
+        pts = np.clip(np.column_stack([np.broadcast_to(common, (len(sel), len(common))), *own]),
+                      0, horizon)  # fmt: skip
+        sub = {name: arr[:, sel] for name, arr in stack.items()}
+        p_rel[sel], p_loc[sel] = _integrate(
+            cfg, sub, rates[0].remit, u0[sel], np.sort(pts, axis=1), bounds, end[sel]
+        )
+    by_rel = np.clip(p_rel, 0.0, 1.0).reshape(k, rows)
+    by_loc = np.clip(p_loc, 0.0, 1.0).reshape(k, rows)
+    se_rel = by_rel.std(axis=0, ddof=1) / np.sqrt(k) if k > 1 else np.zeros(rows)
+    se_loc = by_loc.std(axis=0, ddof=1) / np.sqrt(k) if k > 1 else np.zeros(rows)
+    return by_rel.mean(axis=0), by_loc.mean(axis=0), se_rel, se_loc
