@@ -61,10 +61,20 @@ def type_is(*types: str) -> str:
 
 
 class _Aggregates:
-    """Aggregate expressions over the joined events, deduplicated, with aliases."""
+    """Aggregate expressions over the joined events, deduplicated, with aliases.
 
-    def __init__(self) -> None:
+    Window counts are packed: each joined row carries ``pk``, a HUGEINT with one
+    20-bit slot per finite window (the windows the row falls in) and one for
+    all time, so one ``sum(pk) FILTER (...)`` per event filter yields the
+    counts of every window at once — far fewer aggregates than one per
+    (filter, window), which is what dominates the cost.
+    """
+
+    SLOT_BITS = 20
+
+    def __init__(self, windows: tuple[int, ...]) -> None:
         self.exprs: dict[str, str] = {}
+        self.windows = windows
 
     def __call__(self, expr: str) -> str:
         if expr not in self.exprs:
@@ -73,6 +83,36 @@ class _Aggregates:
 
     def select_list(self) -> str:
         return ",\n  ".join(f"{e} AS {alias}" for e, alias in self.exprs.items())
+
+    def count(self, predicate: str, window: object) -> str:
+        """SQL for the number of matching events in ``window`` (days or "all"); never NULL."""
+        slot = len(self.windows) if window == "all" else self.windows.index(int(str(window)))
+        packed = self(f"sum(pk) FILTER (WHERE {predicate})")
+        mask = (1 << self.SLOT_BITS) - 1
+        return f"CAST(coalesce(({packed} >> {slot * self.SLOT_BITS}) & {mask}, 0) AS INTEGER)"
+
+    def packed_sql(self) -> str:
+        """The per-row ``pk`` expression (a CASE over ``d``, the event's age at as_of)."""
+        bits = self.SLOT_BITS
+        top = 1 << (bits * len(self.windows))
+        whens = []
+        for i, w in enumerate(self.windows):
+            value = sum(1 << (bits * j) for j in range(i, len(self.windows))) + top
+            whens.append(f"WHEN d <= {w * DAY_US} THEN CAST('{value}' AS HUGEINT)")
+        if not whens:
+            return f"CAST('{top}' AS HUGEINT)"
+        return f"CASE {' '.join(whens)} ELSE CAST('{top}' AS HUGEINT) END"
+
+
+def count_windows(cat: Catalog) -> tuple[int, ...]:
+    """Every finite window a count needs (catalog windows and trend boundaries)."""
+    found: set[int] = set()
+    for spec in cat.specs:
+        if spec.kind == "count":
+            found.update(int(str(w)) for w in spec.windows if w != "all")
+        if spec.kind == "share_trend":
+            found.update({spec.recent or 0, (spec.recent or 0) + (spec.prior or 0)})
+    return tuple(sorted(found))
 
 
 def _window(w: object) -> str:
@@ -101,10 +141,7 @@ def _event_outputs(cat: Catalog, spec: FeatureSpec, agg: _Aggregates) -> list[st
     }
     if spec.kind == "count":
         for w, name in names.items():
-            out.append(
-                f"CAST(coalesce({agg(f'count(*) FILTER (WHERE {f}{_window(w)})')}, 0)"
-                f" AS INTEGER) AS {name}"
-            )
+            out.append(f"{agg.count(f, w)} AS {name}")
     elif spec.kind == "sum":
         for w, name in names.items():
             out.append(
@@ -153,10 +190,9 @@ def _event_outputs(cat: Catalog, spec: FeatureSpec, agg: _Aggregates) -> list[st
                 f" lambda i: {spell})), 0) AS INTEGER) AS {name}"
             )
     elif spec.kind == "share_trend":
-        r, p = (spec.recent or 0) * DAY_US, ((spec.recent or 0) + (spec.prior or 0)) * DAY_US
-        nr, vr = (agg(f"count(*) FILTER (WHERE {x} AND d <= {r})") for x in (f, v))
-        np_, vp = (agg(f"count(*) FILTER (WHERE {x} AND d > {r} AND d <= {p})") for x in (f, v))
-        nr, vr, np_, vp = (f"coalesce({x}, 0)" for x in (nr, vr, np_, vp))
+        r, p = spec.recent or 0, (spec.recent or 0) + (spec.prior or 0)
+        nr, vr = (agg.count(x, r) for x in (f, v))
+        np_, vp = (f"({agg.count(x, p)} - {agg.count(x, r)})" for x in (f, v))
         known = f"({nr} + {vr} > 0 AND {np_} + {vp} > 0)"
         out.append(
             f"CAST(CASE WHEN {known} THEN {nr} / ({nr} + {vr}) - {np_} / ({np_} + {vp})"
@@ -222,7 +258,7 @@ def feature_query(
     cat: Catalog, *, exclude_transferred_out: bool = True, cohort_only: bool = False
 ) -> str:
     """The whole point-in-time feature query (or only the cohort columns)."""
-    agg = _Aggregates()
+    agg = _Aggregates(count_windows(cat))
     outputs: list[str] = []
     if not cohort_only:
         for spec in cat.specs:
@@ -237,10 +273,12 @@ WITH j AS (
   SELECT n.row_id, v.ts_us, v.tc, v.rc, v.value, n.as_us - v.ts_us AS d
   FROM ent n JOIN ev v ON v.person_id = n.person_id
   WHERE v.rec_us < n.as_us AND v.sup_us >= n.as_us
+), jp AS (
+  SELECT *, {agg.packed_sql()} AS pk FROM j
 ), a AS (
   SELECT row_id,
   {agg.select_list()}
-  FROM j GROUP BY row_id
+  FROM jp GROUP BY row_id
 )
 SELECT n.row_id, n.person_id, make_timestamp(n.as_us) AS as_of,
   {select}
