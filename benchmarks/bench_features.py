@@ -151,7 +151,7 @@ def _child(kind: str, data: str) -> None:
     else:
         from benchmarks.features_reference import reference_rows
 
-        sec, rows = reference_rows(d)
+        sec, rows = reference_rows(d, int(os.environ.get("BENCH_REFERENCE_PERSONS", "20000")))
         m = {"rows": rows, "engine_rows_seconds": sec}
     print(
         json.dumps(

@@ -24,7 +24,7 @@ def _mask(ev: pd.DataFrame, filters: EventFilter | tuple[EventFilter, ...]) -> n
     filters = (filters,) if isinstance(filters, EventFilter) else filters
     out = np.zeros(len(ev), dtype=bool)
     for f in filters:
-        m = ev["type"].isin(f.types).to_numpy()
+        m = ev["type"].isin(f.types).to_numpy().copy()
         if f.results:
             m &= ev["result"].isin(f.results).fillna(False).to_numpy(dtype=bool)
         out |= m
