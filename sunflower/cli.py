@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from sunflower import cli_data, cli_models, cli_serving
+from sunflower import cli_data, cli_features, cli_models, cli_serving
 
 app = typer.Typer(
     name="sunflower",
@@ -19,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
 )
 cli_data.register(app)
+cli_features.register(app)
 cli_models.register(app)
 cli_serving.register(app)
 
