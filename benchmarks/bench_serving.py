@@ -1,0 +1,329 @@
+"""Serving speed: daily scoring stored, risk list / explanation over HTTP, ad-hoc vs MLflow.
+
+Prints figures, asserts nothing. Sizes and durations come from the environment:
+``BENCH_PERSONS`` (default 100000; 1000000 for the country-scale figure),
+``BENCH_SECONDS`` (closed-loop seconds per endpoint, default 15),
+``BENCH_SUSTAIN`` (open-loop seconds at 500 req/s, default 60),
+``BENCH_MLFLOW`` (0 skips the ``mlflow models serve`` comparison).
+
+1. Daily scoring: a synthetic district (about 24 events per person over the last
+   year) is ingested into a fresh SQLite file; two LightGBM champions (the
+   models layer's default shape) are trained on it and registered in a
+   temporary MLflow store; ``score_date`` is timed end to end (load, features,
+   alerts, predict + TreeSHAP + sentences for both outcomes, one-transaction
+   store), with a breakdown per phase.
+2. HTTP: ``sunflower serve`` (one process, 127.0.0.1) and a load generator in a
+   separate process (``benchmarks/loadgen.py``): closed loop for throughput,
+   then open loop at 500 req/s for the latency percentiles and error count.
+3. Ad-hoc scoring of one feature row with explanation against ``mlflow models
+   serve --env-manager local`` on the same registered model (one outcome).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+AS_OF = date(2025, 6, 1)
+
+
+def make_district(n: int, seed: int = 11) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """n persons (20 per worker, 50 workers per town) and ~24 events each, as contract rows."""
+    rng = np.random.default_rng(seed)
+    ids = np.char.add("p-", np.char.zfill(np.arange(n).astype(str), 7))
+    start = pd.Timestamp("2023-07-01") + pd.to_timedelta(rng.integers(0, 690, n), "D")
+    workers = np.arange(n) // 20
+    persons = pd.DataFrame(
+        {
+            "person_id": ids,
+            "sex": rng.choice(["M", "F"], n, p=[0.8, 0.2]),
+            "birth_year": rng.integers(1965, 2004, n).astype(str),
+            "district": "示例区",
+            "town": np.char.add("镇", (workers // 50).astype(str)),
+            "worker_id": np.char.add("w-", workers.astype(str)),
+            "program": "community_rehab",
+            "program_start": start.strftime("%Y-%m-%d"),
+            "program_end": (start + pd.Timedelta(days=1094)).strftime("%Y-%m-%d"),
+            "primary_drug": rng.choice(["heroin", "methamphetamine", "ketamine"], n),
+            "first_use_year": "",
+            "prior_compulsory_detox": rng.integers(0, 4, n).astype(str),
+            "household": rng.choice(["local", "non_local"], n),
+            "living": "with_family",
+            "marital": "",
+            "education": "",
+        }
+    )
+    k = 24
+    who = np.repeat(np.arange(n), k)
+    day = pd.Timestamp(AS_OF) - pd.to_timedelta(rng.integers(1, 365, n * k), "D")
+    kind = rng.choice(
+        [
+            "check_in",
+            "urine_test",
+            "home_visit",
+            "counselling",
+            "family_contact",
+            "employment_start",
+            "controlled_medicine_purchase",
+        ],
+        n * k,
+        p=[0.35, 0.3, 0.15, 0.08, 0.07, 0.03, 0.02],
+    )
+    result = np.where(
+        kind == "check_in",
+        rng.choice(["attended", "missed"], n * k, p=[0.9, 0.1]),
+        np.where(
+            kind == "urine_test",
+            rng.choice(["negative", "positive", "refused"], n * k, p=[0.93, 0.05, 0.02]),
+            "",
+        ),
+    )
+    events = pd.DataFrame(
+        {
+            "event_id": np.char.add("e-", np.arange(n * k).astype(str)),
+            "person_id": ids[who],
+            "ts": day.strftime("%Y-%m-%dT09:00:00"),
+            "recorded_at": "",
+            "type": kind,
+            "result": result,
+            "value": np.where(kind == "controlled_medicine_purchase", "2", ""),
+            "source": "worker",
+        }
+    )
+    keep = pd.to_datetime(events["ts"]).to_numpy() >= start.to_numpy()[who]
+    return persons, events[keep].reset_index(drop=True)
+
+
+def train_and_register(engine, tracking_uri: str) -> dict:  # type: ignore[no-untyped-def]
+    """Two champions of the models layer's default shape, registered under @champion."""
+    import lightgbm as lgb
+    import mlflow
+    from mlflow import MlflowClient
+
+    from features.store import load_events, load_persons
+    from models.calibration import PlattCalibrator
+    from models.config import load_config
+    from models.predictor import CalibratedBooster
+    from models.pyfunc import log_pyfunc
+    from models.registry import model_name
+    from models.scoring import load_champion
+    from serving.scoring import features_at
+
+    day = pd.Timestamp(AS_OF) - pd.Timedelta(days=90)
+    feats, _ = features_at(load_persons(engine), load_events(engine, day), day)
+    feats = feats.sample(n=min(len(feats), 50_000), random_state=1)
+    from features.catalog import load_catalog
+
+    names = [f.name for f in load_catalog().features()]
+    X = feats[names].to_numpy(dtype=np.float64)
+    rng = np.random.default_rng(3)
+    cfg = load_config()
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    for outcome, col in (
+        ("relapse", "tests_positive_365d"),
+        ("loss_of_contact", "checkins_missed_90d"),
+    ):
+        logit = -2.5 + 0.8 * X[:, names.index(col)] - 0.5 * X[:, names.index("employed_now")]
+        y = rng.random(len(X)) < 1 / (1 + np.exp(-logit))
+        params = {**cfg.lightgbm.params, "verbose": -1, "num_threads": 2}
+        booster = lgb.train(params, lgb.Dataset(X, y.astype(int)), num_boost_round=300)
+        cal = PlattCalibrator().fit(np.asarray(booster.predict(X, raw_score=True)), y.astype(int))
+        predictor = CalibratedBooster(booster, cal.a_, cal.b_, names)
+        name = model_name(outcome)
+        with mlflow.start_run():
+            info = log_pyfunc(predictor, registered_model_name=name)
+        version = info.registered_model_version
+        client.set_registered_model_alias(name, "champion", str(version))
+    return {o: load_champion(o, tracking_uri) for o in ("relapse", "loss_of_contact")}
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, seconds: float = 120) -> None:
+    import httpx
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def _load(
+    url: str,
+    token: str,
+    seconds: float,
+    rate: float | None = None,
+    body: str | None = None,
+    conns: int = 16,
+) -> dict:
+    args = [
+        sys.executable,
+        "-m",
+        "benchmarks.loadgen",
+        url,
+        token,
+        "--seconds",
+        str(seconds),
+        "--conns",
+        str(conns),
+    ]
+    if rate:
+        args += ["--rate", str(rate)]
+    if body:
+        args += ["--body", body]
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    from features.ingest import ingest_frames
+    from features.store import make_engine
+    from serving.auth import add_user, issue_token
+    from serving.scoring import score_date
+
+    n = int(os.environ.get("BENCH_PERSONS", "100000"))
+    seconds = float(os.environ.get("BENCH_SECONDS", "15"))
+    sustain = float(os.environ.get("BENCH_SUSTAIN", "60"))
+    tmp = Path(tempfile.mkdtemp(prefix="sunflower-bench-serving-"))
+    db = f"sqlite:///{tmp / 'sunflower.db'}"
+    tracking = f"sqlite:///{tmp / 'mlflow.db'}"
+    engine = make_engine(db)
+    t = time.perf_counter()
+    persons, events = make_district(n)
+    ingest_frames(engine, persons, events)
+    print(
+        f"setup: {n:,} persons, {len(events):,} events ingested in {time.perf_counter() - t:.0f} s"
+    )
+    t = time.perf_counter()
+    champions = train_and_register(engine, tracking)
+    print(f"setup: two champions trained and registered in {time.perf_counter() - t:.0f} s")
+    summary = score_date(engine, AS_OF, champions)
+    print(
+        f"daily scoring, {summary.n_persons:,} persons x 2 outcomes, stored: "
+        f"{summary.seconds:.1f} s (target < 45 s per 100k)  phases: {summary.timings}"
+    )
+    add_user(engine, "bench-worker", "worker", worker_id="w-0")
+    add_user(engine, "bench-integrator", "integrator")
+    worker = issue_token(engine, "bench-worker")
+    integrator = issue_token(engine, "bench-integrator")
+    port = _port()
+    env = {
+        **os.environ,
+        "SUNFLOWER_DATABASE_URL": db,
+        "MLFLOW_TRACKING_URI": tracking,
+        "SUNFLOWER_HOME": str(tmp),
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sunflower.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(f"{base}/readyz")
+        for label, path in (
+            ("risk list (25)", "/api/v1/risk-lists/me?limit=25"),
+            ("stored explanation", "/api/v1/persons/p-0000003/explanation"),
+        ):
+            closed = _load(base + path, worker, seconds)
+            print(
+                f"GET {label}: {closed['rps']:.0f} req/s closed loop, p99 {closed['p99_ms']} ms, "
+                f"errors {closed['errors']} (target >= 1500 req/s)"
+            )
+            opened = _load(base + path, worker, sustain, rate=500)
+            print(
+                f"GET {label} at 500 req/s for {sustain:.0f} s: p50 {opened['p50_ms']} ms, "
+                f"p99 {opened['p99_ms']} ms, errors {opened['errors']} of "
+                f"{opened['requests']} (target p99 < 10 ms, 0 errors)"
+            )
+        names = champions["relapse"].feature_names
+        row = dict.fromkeys(names, 1.0)
+        ours = _load(
+            base + "/api/v1/score/features",
+            integrator,
+            seconds,
+            body=json.dumps({"features": row, "outcomes": ["relapse"]}),
+        )
+        print(
+            f"ad-hoc score + explanation, one row, one outcome: {ours['rps']:.0f} req/s, "
+            f"p99 {ours['p99_ms']} ms, errors {ours['errors']} (target >= 700 req/s)"
+        )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    if os.environ.get("BENCH_MLFLOW", "1") == "0":
+        return
+    mport = _port()
+    mlf = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            "models:/sunflower-relapse@champion",
+            "--env-manager",
+            "local",
+            "-p",
+            str(mport),
+            "-h",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait(f"http://127.0.0.1:{mport}/ping", 180)
+        payload = json.dumps({"dataframe_split": {"columns": names, "data": [[1.0] * len(names)]}})
+        theirs = _load(f"http://127.0.0.1:{mport}/invocations", "none", seconds, body=payload)
+        print(
+            f"mlflow models serve, same model, one row (probability only): "
+            f"{theirs['rps']:.0f} req/s, p99 {theirs['p99_ms']} ms, errors {theirs['errors']}"
+        )
+        if theirs["rps"]:
+            print(
+                f"ratio ours (with explanation) / mlflow serve: {ours['rps'] / theirs['rps']:.1f}x "
+                f"(aim >= 3x)"
+            )
+    finally:
+        mlf.send_signal(signal.SIGTERM)
+        try:
+            mlf.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            mlf.kill()
+
+
+if __name__ == "__main__":
+    main()
