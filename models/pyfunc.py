@@ -1,0 +1,86 @@
+"""The logged model: an MLflow pyfunc that any MLflow tool can load and run.
+
+Contract: ``mlflow.pyfunc.load_model("models:/sunflower-relapse@champion")
+.predict(frame)`` takes the frame :func:`features.build_features` returns
+(extra columns such as person_id and as_of are ignored; the model's columns
+are picked by name) and returns the calibrated probabilities as a float
+array, one per row. The artifacts are three plain files
+(:mod:`models.predictor`): the LightGBM model text, the Platt parameters and
+the ordered feature list. Loading needs this package importable (the class is
+pickled by reference), as in every Sunflower environment; the files alone are
+enough to rebuild the model anywhere.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
+from mlflow.pyfunc import PythonModel, PythonModelContext
+from mlflow.types import ColSpec, Schema, TensorSpec
+
+from models.predictor import CALIBRATION_FILE, FEATURES_FILE, MODEL_FILE, CalibratedBooster
+
+
+def frame_matrix(frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
+    """The model's columns of a features frame, by name, as float64."""
+    missing = [n for n in feature_names if n not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"the frame lacks {len(missing)} model feature(s), e.g. {missing[:3]}; "
+            "pass the frame build_features returns"
+        )
+    return frame[feature_names].to_numpy(dtype=np.float64)
+
+
+class SunflowerModel(PythonModel):
+    """Calibrated LightGBM over the feature catalog's columns."""
+
+    def load_context(self, context: PythonModelContext) -> None:
+        folder = Path(context.artifacts["model"]).parent
+        self.predictor = CalibratedBooster.load(folder)
+
+    def predict(
+        self,
+        context: PythonModelContext | None,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> np.ndarray:
+        X = frame_matrix(pd.DataFrame(model_input), self.predictor.feature_names)
+        return self.predictor.predict(X)
+
+
+def signature(feature_names: list[str]) -> ModelSignature:
+    inputs = Schema([ColSpec("double", n) for n in feature_names])
+    outputs = Schema([TensorSpec(np.dtype("float64"), (-1,))])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def log_pyfunc(predictor: CalibratedBooster, registered_model_name: str | None = None) -> ModelInfo:
+    """Log the predictor as an MLflow model in the active run (and register it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = predictor.save(Path(tmp))
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=SunflowerModel(),
+            artifacts={
+                "model": str(paths["model"]),
+                "calibration": str(paths["calibration"]),
+                "features": str(paths["features"]),
+            },
+            signature=signature(predictor.feature_names),
+            input_example=pd.DataFrame(
+                [[0.0] * len(predictor.feature_names)], columns=predictor.feature_names
+            ),
+            registered_model_name=registered_model_name,
+            pip_requirements=["lightgbm==4.7.0", "numpy", "pandas", "mlflow"],
+        )
+
+
+ARTIFACT_FILES = (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE)

@@ -1,0 +1,140 @@
+"""Model subcommands: ``train --outcome ...`` and ``retrain --as-of DATE``.
+
+Contract: parse options, load the inputs (``--data DIR`` in the input contract,
+or the service database), call :func:`models.retrain.train_and_decide` per
+outcome and print the fold metrics, the model/oracle ratios and the decision.
+``train`` uses everything known now; ``retrain`` only what was known before
+``--as-of``. Both register a new version and move ``champion`` only if the
+gates pass. Exit 0 on success (promoted or not), 1 on an input error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from features.settings import get_settings
+
+if TYPE_CHECKING:
+    from models.panel import InputData
+    from models.retrain import Decision
+
+console = Console()
+err = Console(stderr=True)
+OUTCOMES = ("relapse", "loss_of_contact")
+SHOWN = (
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "ece",
+    "precision_at_10pct",
+    "recall_at_10pct",
+    "precision_at_2_per_worker",
+)
+
+
+def _inputs(data: Path | None, truth: Path | None) -> InputData:
+    from models.panel import load_dir, load_store
+
+    settings = get_settings()
+    if data is not None:
+        return load_dir(data, truth)
+    default_truth = settings.home / "district" / "truth.parquet"
+    return load_store(settings.db_url, truth or (default_truth if default_truth.exists() else None))
+
+
+def _show(decision: Decision) -> None:
+    result = decision.result
+    if result is not None:
+        table = Table(title=f"{decision.outcome}: test folds (latest first)")
+        for col in ("fold", "test as_of", "model", *SHOWN):
+            table.add_column(col, justify="left" if col in ("test as_of", "model") else "right")
+        for f in result.folds:
+            for model, m in f.metrics.items():
+                cells = [f"{m[k]:.4f}" for k in SHOWN]
+                table.add_row(str(f.fold.index), f.fold.describe()["test"], model, *cells)
+        console.print(table)
+        latest = result.latest
+        if latest.ratios:
+            ratios = ", ".join(f"{k} {v:.3f}" for k, v in latest.ratios.items())
+            console.print(f"latest fold model/oracle: {ratios}")
+        beats = all(f.beats_baselines() for f in result.folds)
+        console.print(f"LightGBM beats both baselines on every fold: {beats}")
+    verdict = "[green]promoted[/green]" if decision.promoted else "[yellow]not promoted[/yellow]"
+    console.print(
+        f"{decision.outcome}: version {decision.version} {verdict} "
+        f"(champion before: {decision.champion_before or 'none'})"
+    )
+    for reason in decision.reasons:
+        console.print(f"  - {reason}")
+
+
+def _run(
+    outcomes: tuple[str, ...],
+    data: Path | None,
+    truth: Path | None,
+    config: Path | None,
+    as_of: datetime | None,
+) -> None:
+    import pandas as pd
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from models import registry
+    from models.config import load_config
+    from models.retrain import train_and_decide
+
+    try:
+        cfg = load_config(config)
+        inputs = _inputs(data, truth)
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    client = registry.connect()
+    cutoff = pd.Timestamp(as_of) if as_of else None
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    for outcome in outcomes:
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task(outcome, total=None)
+            decision = train_and_decide(
+                inputs,
+                outcome,
+                cfg,
+                client,
+                as_of=cutoff,  # type: ignore[arg-type]
+                progress=lambda msg, task=task: bar.update(task, description=msg),
+            )
+        _show(decision)
+
+
+def train(
+    outcome: Annotated[str, typer.Option(help="relapse or loss_of_contact")],
+    data: Annotated[Path | None, typer.Option(help="Input folder; default the database.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Model config YAML.")] = None,
+    truth: Annotated[Path | None, typer.Option(help="truth.parquet for oracle metrics.")] = None,
+) -> None:
+    """Train one outcome's model on all data, evaluate it, register it, gate the champion."""
+    if outcome not in OUTCOMES:
+        err.print(f"[red]error:[/red] --outcome must be one of {', '.join(OUTCOMES)}")
+        raise typer.Exit(1)
+    _run((outcome,), data, truth, config, None)
+
+
+def retrain(
+    as_of: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Use data known before.")],
+    data: Annotated[Path | None, typer.Option(help="Input folder; default the database.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Model config YAML.")] = None,
+    truth: Annotated[Path | None, typer.Option(help="truth.parquet for oracle metrics.")] = None,
+) -> None:
+    """Train challengers for both outcomes on data known at a date; promote if gates pass."""
+    _run(OUTCOMES, data, truth, config, as_of)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the model subcommands to the ``sunflower`` app."""
+    app.command()(train)
+    app.command()(retrain)
