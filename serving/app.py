@@ -26,6 +26,7 @@ from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import ingest, lists, persons, scoring, system
 from serving.settings import ServingSettings, get_settings
 from serving.state import open_state
+from serving.web import router as web_pages
 
 API = "/api/v1"
 log = logging.getLogger("sunflower.serving")
@@ -82,5 +83,6 @@ def create_app(settings: ServingSettings | None = None, loader: Loader | None = 
     for router in (lists.router, persons.router, scoring.router, ingest.router, system.api):
         app.include_router(router, prefix=API)
     app.include_router(system.ops)
+    app.include_router(web_pages)
     app.add_middleware(MetricsMiddleware, metrics=metrics, prefix=API)
     return app

@@ -1,0 +1,272 @@
+"""Page words in zh-CN (default) and English, and how a request picks its language.
+
+Contract: :data:`LANGS` are the page languages, zh first (the default).
+:func:`lang_of` takes the ``lang`` query parameter, else the ``sf_lang``
+cookie, else zh. :func:`translator` returns ``t(key, **fill)`` for one
+language; a key missing from :data:`MESSAGES` is a bug and raises KeyError
+(tests render every page in both languages). Domain words follow DESIGN §8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from starlette.requests import Request
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, ...] = ("zh", "en")
+LANG_COOKIE = "sf_lang"
+HTML_LANG: dict[Lang, str] = {"zh": "zh-CN", "en": "en"}
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    "app": ("向阳花 · 复吸与脱管失控预警", "Sunflower · relapse and loss-of-contact early warning"),
+    "app_short": ("向阳花", "Sunflower"),
+    "skip": ("跳到正文", "Skip to content"),
+    "switch_lang": ("English", "中文"),
+    "switch_lang_label": ("Switch to English", "切换到中文"),
+    "sign_in": ("登录", "Sign in"),
+    "sign_out": ("退出登录", "Sign out"),
+    "username": ("用户名", "User name"),
+    "token": ("访问令牌", "Access token"),
+    "token_help": (
+        "管理员用 `sunflower users token 用户名` 生成的令牌（make run 会打印演示账号的令牌）。",
+        "The token from `sunflower users token NAME` (make run prints the demo accounts' tokens).",
+    ),
+    "sign_in_failed": (
+        "用户名或访问令牌不正确，或令牌已失效。",
+        "Wrong user name or token, or the token is no longer valid.",
+    ),
+    "form_expired": ("表单已过期，请重新提交。", "The form expired; please submit it again."),
+    "signed_out": ("您已退出登录。", "You are signed out."),
+    "session_note": (
+        "登录状态保持至多12小时；用完请退出登录。",
+        "A sign-in lasts at most 12 hours; sign out when you are done.",
+    ),
+    "signed_in_as": ("当前用户", "Signed in as"),
+    "role_worker": ("禁毒社工", "social worker"),
+    "role_supervisor": ("督导", "supervisor"),
+    "role_model_owner": ("模型负责人", "model owner"),
+    "role_integrator": ("数据对接方", "integrator"),
+    "role_admin": ("管理员", "administrator"),
+    "nav_my_list": ("我的今日名单", "My list today"),
+    "nav_town": ("街镇/区督导", "Town / district"),
+    "nav_models": ("模型状态", "Model health"),
+    "nav_api": ("接口文档", "API docs"),
+    "my_list_title": ("我的今日名单", "My list today"),
+    "caseload_title": ("社工 {worker} 的名单", "Caseload of worker {worker}"),
+    "as_of": ("评分日期", "Scored on"),
+    "no_run": (
+        "还没有已发布的评分结果。请先运行 `sunflower score`。",
+        "No published scoring run yet. Run `sunflower score` first.",
+    ),
+    "people_n": ("{n} 人", "{n} people"),
+    "showing": ("显示 {shown} / {total} 人", "Showing {shown} of {total}"),
+    "filters": ("筛选", "Filters"),
+    "rank_by": ("排序依据", "Rank by"),
+    "relapse": ("复吸", "relapse"),
+    "loss_of_contact": ("脱管失控", "lost contact"),
+    "relapse_risk": ("复吸风险", "Relapse risk"),
+    "loss_of_contact_risk": ("脱管失控风险", "Lost-contact risk"),
+    "band": ("风险等级", "Risk band"),
+    "all_bands": ("全部等级", "All bands"),
+    "alerts": ("预警", "Alerts"),
+    "any_alert": ("仅看有预警的人", "Only people with an alert"),
+    "alert_kind": ("预警类型", "Alert type"),
+    "any": ("全部", "Any"),
+    "cohort": ("一批一策人群", "Cohort"),
+    "apply": ("应用筛选", "Apply filters"),
+    "reset": ("清除筛选", "Clear filters"),
+    "print": ("打印版", "Printable version"),
+    "print_now": ("打印", "Print"),
+    "back": ("返回", "Back"),
+    "rank": ("排名", "Rank"),
+    "person": ("人员编号", "Person"),
+    "probability": ("90天内概率", "90-day probability"),
+    "change": ("较上次", "Since yesterday"),
+    "top_reason": ("主要原因", "Top reason"),
+    "other_outcome": ("另一项风险", "Other risk"),
+    "no_change": ("无变化", "no change"),
+    "new_score": ("首次评分", "first score"),
+    "pp_up": ("升 {pp} 个百分点", "up {pp} points"),
+    "pp_down": ("降 {pp} 个百分点", "down {pp} points"),
+    "band_up": ("等级上升", "band went up"),
+    "band_down": ("等级下降", "band went down"),
+    "empty_list": ("没有符合筛选条件的人。", "Nobody matches these filters."),
+    "open_person": ("查看 {pid}", "Open {pid}"),
+    "print_footer": (
+        "打印时间 {at} · 仅供工作使用，请妥善保管",
+        "Printed {at} · for work use only, keep safe",
+    ),
+    "print_done": ("已完成（签名/日期）", "Done (sign/date)"),
+    "person_title": ("人员 {pid}", "Person {pid}"),
+    "program": ("措施", "Programme"),
+    "community_detox": ("社区戒毒", "community detox"),
+    "community_rehab": ("社区康复", "community rehabilitation"),
+    "agreement": ("协议期", "Agreement"),
+    "worker": ("社工", "Worker"),
+    "town": ("街镇", "Town"),
+    "district": ("区", "District"),
+    "scores": ("当前评分", "Current scores"),
+    "rank_in": ("名单第 {r}/{n} 位", "rank {r} of {n} in caseload"),
+    "rank_town": ("街镇第 {r}/{n} 位", "rank {r} of {n} in town"),
+    "model": ("模型", "Model"),
+    "trend": ("近几个月的风险走势", "Risk over recent months"),
+    "trend_empty": ("评分记录不足，暂无走势。", "Not enough scores yet for a trend."),
+    "trend_desc": (
+        "横轴为评分日期，纵轴为90天内概率。",
+        "Across: scoring date; up: 90-day probability.",
+    ),
+    "drivers": ("风险原因", "Why: the drivers"),
+    "drivers_for": ("{outcome}：主要原因", "{outcome}: main drivers"),
+    "raises": ("▲ 升高风险", "▲ raises risk"),
+    "lowers": ("▼ 降低风险", "▼ lowers risk"),
+    "no_drivers": ("没有存储的解释。", "No stored explanation."),
+    "plan": ("建议措施（一人一策）", "Suggested plan items (一人一策)"),
+    "plan_help": (
+        "点一下记录结果；备注可选。",
+        "One click records the result; the note is optional.",
+    ),
+    "no_plan": ("没有建议措施。", "No suggested plan items."),
+    "note": ("备注（可选）", "Note (optional)"),
+    "status_done": ("已完成", "Done"),
+    "status_not_done": ("未完成", "Not done"),
+    "status_not_suitable": ("不适合", "Not suitable"),
+    "last_recorded": ("最近记录：{status}（{at}，{by}）", "Last recorded: {status} ({at}, {by})"),
+    "recorded": ("已记录，并已加入时间线。", "Recorded, and added to the timeline."),
+    "other_work": ("记录其他工作或对评分的意见", "Record other work, or feedback on the score"),
+    "work_kind": ("类型", "Kind"),
+    "kind_home_visit": ("家访", "home visit"),
+    "kind_referral": ("转介", "referral"),
+    "kind_feedback": ("对评分的意见", "feedback on the score"),
+    "kind_other": ("其他", "other"),
+    "kind_plan_item": ("建议措施", "plan item"),
+    "agrees": ("您是否认同这个评分？", "Do you agree with the score?"),
+    "agree_yes": ("认同", "Agree"),
+    "agree_no": ("不认同", "Disagree"),
+    "agree_unsaid": ("不表态", "No opinion"),
+    "save": ("保存记录", "Save"),
+    "what_if": ("假设分析（只计算，不保存）", "What if (computed, never stored)"),
+    "what_if_help": (
+        "改变可干预的情况，看风险会怎样变化。",
+        "Change what work can change, and see how the risk moves.",
+    ),
+    "now": ("现在", "Now"),
+    "change_to": ("改为", "Change to"),
+    "yes": ("是", "yes"),
+    "no": ("否", "no"),
+    "compute": ("计算", "Compute"),
+    "what_if_none": ("没有改变任何输入。", "No input was changed."),
+    "what_if_unavailable": ("暂时无法计算：{why}", "Cannot compute now: {why}"),
+    "what_if_result": ("假设结果", "What-if result"),
+    "before": ("原来", "Before"),
+    "after": ("假设后", "After"),
+    "no_inputs": ("没有可调整的输入。", "No inputs to change."),
+    "timeline": ("时间线（事件与工作记录）", "Timeline (events and recorded work)"),
+    "timeline_empty": ("没有记录。", "Nothing recorded."),
+    "source": ("来源", "source"),
+    "by": ("记录人", "by"),
+    "current_alerts": ("当前预警", "Current alerts"),
+    "no_alerts": ("当前没有预警。", "No alerts now."),
+    "cohorts_of": ("所属人群", "Cohorts"),
+    "not_found_title": ("找不到", "Not found"),
+    "not_found": (
+        "找不到此页面或人员（或不在您的工作范围内）。",
+        "No such page or person (or not in your scope).",
+    ),
+    "forbidden_title": ("无权访问", "Not allowed"),
+    "forbidden_role": ("您的角色不能使用此页面。", "Your role may not use this page."),
+    "integrator_home": (
+        "数据对接账号没有网页，请使用接口：",
+        "Integrator accounts have no pages; use the API:",
+    ),
+    "town_title": ("{town}（{district}）督导视图", "{town} ({district}): supervision"),
+    "district_title": ("{district} 督导视图", "{district}: supervision"),
+    "choose_district": ("选择区", "Choose a district"),
+    "kpis": ("工作指标", "KPIs"),
+    "execution_rate": ("执行率", "Execution rate"),
+    "lost_contact_count": ("脱管失控人数", "Lost contact"),
+    "employment_rate": ("就业率", "Employment rate"),
+    "people_per_worker": ("人均管理人数（标准1:20）", "People per worker (target 1:20)"),
+    "over_ratio": ("超过1:20", "above 1:20"),
+    "within_ratio": ("符合1:20", "within 1:20"),
+    "ordered": ("责令人数", "Ordered"),
+    "active": ("在册人数", "In programme"),
+    "workers_n": ("社工人数", "Workers"),
+    "towns": ("街镇", "Towns"),
+    "open_town": ("查看 {town}", "Open {town}"),
+    "worker_lists": ("各社工名单", "Workers' lists"),
+    "caseload": ("名单人数", "Caseload"),
+    "with_alert": ("有预警", "With an alert"),
+    "top_people": ("风险最高的人", "Highest risk"),
+    "full_list": ("完整名单", "Full list"),
+    "groups": ("一类一策：主要原因相同的人", "一类一策: people sharing a main driver"),
+    "groups_help": (
+        "按每人最主要的升高风险原因分组；“常见伴随”是组内最常见的第二个原因。",
+        "Grouped by each person's strongest risk-raising driver; "
+        "'often with' is the group's most common second driver.",
+    ),
+    "often_with": ("常见伴随", "often with"),
+    "suggested": ("建议", "suggested"),
+    "members": ("成员", "Members"),
+    "no_groups": ("没有分组。", "No groups."),
+    "cohorts": ("一批一策：需要批量安排的人群", "一批一策: cohorts to plan for together"),
+    "cohort_agreement_ending": ("协议60天内期满", "Agreement ends within 60 days"),
+    "cohort_transferred_in_recently": (
+        "本月转入（近30天跨区域转入）",
+        "Transferred in this month (last 30 days)",
+    ),
+    "cohort_first_90_days": (
+        "出所后前3个月（进入项目90天内）",
+        "First 3 months after release (first 90 days)",
+    ),
+    "cohort_empty": ("无", "none"),
+    "model_health": ("模型状态", "Model health"),
+    "champion": ("在用模型（champion）", "Champion"),
+    "version": ("版本", "Version"),
+    "trained_at": ("训练时间", "Trained"),
+    "loaded_at": ("加载时间", "Loaded"),
+    "metrics": ("最新评估指标", "Latest evaluation"),
+    "not_loaded": ("未加载：{why}", "not loaded: {why}"),
+    "runs": ("最近的评分运行", "Recent scoring runs"),
+    "run_status": ("状态", "Status"),
+    "persons_scored": ("评分人数", "People scored"),
+    "seconds": ("用时（秒）", "Seconds"),
+    "finished_at": ("完成时间", "Finished"),
+    "band_thresholds": (
+        "风险等级阈值（90天内概率下限：中/高/极高）",
+        "Band thresholds (lower bounds of medium/high/very high)",
+    ),
+    "legend": ("图例", "Legend"),
+}
+
+ROLE_KEYS = {
+    "worker": "role_worker",
+    "supervisor": "role_supervisor",
+    "model_owner": "role_model_owner",
+    "integrator": "role_integrator",
+    "admin": "role_admin",
+}
+
+Translate = Callable[..., str]
+
+
+def lang_of(request: Request) -> Lang:
+    """The page language: ``?lang=``, else the cookie, else zh."""
+    for candidate in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if candidate == "zh":
+            return "zh"
+        if candidate == "en":
+            return "en"
+    return "zh"
+
+
+def translator(lang: Lang) -> Translate:
+    """``t(key, **fill)`` in ``lang``."""
+    index = LANGS.index(lang)
+
+    def t(key: str, **fill: object) -> str:
+        text = MESSAGES[key][index]
+        return text.format(**fill) if fill else text
+
+    return t

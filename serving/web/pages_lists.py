@@ -1,0 +1,91 @@
+"""The worker's list pages: ``/my-list`` (own caseload) and ``/caseload/{worker_id}``.
+
+Contract: both show a caseload ranked by the chosen outcome, with bands in
+words + colour + a four-step meter, the top reason, alerts, the change since
+the previous run, filters (outcome, band, alert, cohort) and a printable
+version (``?view=print``). ``/caseload/{id}`` serves supervisors and admins
+(and a worker's own id); a caseload outside the caller's scope is the same 404
+page as an unknown one. Each view writes one audit line (``web_list``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from serving import queries
+from serving.audit import Entry
+
+from .listing import ListPage, caseload, parse_filters
+from .render import page, redirect
+from .visitor import Visitor, home_of, state_of, to_sign_in, visitor
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/my-list")
+async def my_list(request: Request) -> Response:
+    v = await visitor(request)
+    if v is None:
+        return to_sign_in(request)
+    if v.who.worker_id is None:
+        return redirect(home_of(v.who))
+    return await _caseload_page(request, v, v.who.worker_id, own=True)
+
+
+@router.get("/caseload/{worker_id}")
+async def worker_caseload(worker_id: str, request: Request) -> Response:
+    v = await visitor(request)
+    if v is None:
+        return to_sign_in(request)
+    if not v.who.reads_persons:
+        return not_found(request, v)
+    return await _caseload_page(request, v, worker_id, own=worker_id == v.who.worker_id)
+
+
+def not_found(request: Request, v: Visitor) -> Response:
+    return page(
+        request, "error.html", v.who, v.csrf, 404, title="not_found_title", message="not_found"
+    )
+
+
+async def _caseload_page(request: Request, v: Visitor, worker_id: str, own: bool) -> Response:
+    state = state_of(request)
+    f = parse_filters(request.query_params)
+
+    def load() -> tuple[bool, ListPage | None]:
+        with state.engine.connect() as conn:
+            if queries.run_for(conn, None) is None:
+                return False, None
+            return True, caseload(conn, v.who, worker_id, f, state.settings.page_max)
+
+    has_run, found = await asyncio.to_thread(load)
+    if not has_run:
+        return page(request, "no_run.html", v.who, v.csrf)
+    if found is None:
+        return not_found(request, v)
+    await state.audit.record(
+        Entry(
+            v.who,
+            "web_list",
+            None,
+            {"scope": f"worker:{worker_id}", "run_id": found.run.id, "n": len(found.items)},
+        )
+    )
+    printing = request.query_params.get("view") == "print"
+    return page(
+        request,
+        "list_print.html" if printing else "my_list.html",
+        v.who,
+        v.csrf,
+        worker_id=worker_id,
+        own=own,
+        f=f,
+        data=found,
+        base=request.url.path,
+        printed_at=datetime.now().strftime("%Y-%m-%d %H:%M"),
+    )

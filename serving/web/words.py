@@ -1,0 +1,132 @@
+"""Words for the things pages show: event types, results, alerts, cohorts, plan items, features.
+
+Contract: pure lookups, zh-CN and English, following the glossary (DESIGN §8)
+and the feature catalog (plan items, feature descriptions). Unknown codes come
+back as the code itself, so a new event type shows up readable-enough rather
+than crashing a page.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from features.catalog import Feature, FeatureSpec, load_catalog
+from serving.explain import plan_item_words
+
+from .i18n import Lang
+
+EVENT_TYPES: dict[str, tuple[str, str]] = {
+    "check_in": ("报到", "check-in"),
+    "urine_test": ("尿检", "urine test"),
+    "hair_test": ("毛发检测", "hair test"),
+    "home_visit": ("家访", "home visit"),
+    "counselling": ("心理咨询", "counselling"),
+    "peer_education": ("同伴教育", "peer education"),
+    "family_contact": ("家属联系", "family contact"),
+    "employment_start": ("开始就业", "employment started"),
+    "employment_end": ("就业结束", "employment ended"),
+    "controlled_medicine_purchase": ("购买特殊药品", "controlled medicine bought"),
+    "leave_notice": ("外出报备", "leave notice"),
+    "transfer_out": ("跨区域转出", "transferred out"),
+    "transfer_in": ("跨区域转入", "transferred in"),
+    "lost_contact": ("脱管失控", "lost contact"),
+    "contact_restored": ("恢复联系", "contact restored"),
+    "program_exit": ("解除/终止", "programme exit"),
+    # recorded actions
+    "plan_item": ("建议措施", "plan item"),
+    "referral": ("转介", "referral"),
+    "feedback": ("对评分的意见", "feedback on the score"),
+    "other": ("其他工作", "other work"),
+}
+
+RESULTS: dict[str, tuple[str, str]] = {
+    "attended": ("按时", "attended"),
+    "missed": ("未到", "missed"),
+    "negative": ("阴性", "negative"),
+    "positive": ("阳性", "positive"),
+    "refused": ("拒检", "refused"),
+    "invalid": ("无效", "invalid"),
+    "completed": ("期满解除", "completed"),
+    "violation": ("严重违反协议", "violation"),
+    "custody": ("羁押", "custody"),
+    "death": ("死亡", "death"),
+    "transferred": ("转出", "transferred"),
+    "done": ("已完成", "done"),
+    "not_done": ("未完成", "not done"),
+    "not_suitable": ("不适合", "not suitable"),
+}
+
+#: Results that deserve attention in a timeline (drawn with a warning mark).
+WARNING_RESULTS = frozenset({"missed", "positive", "refused", "violation"})
+WARNING_TYPES = frozenset({"lost_contact", "controlled_medicine_purchase", "transfer_in"})
+
+ALERTS: dict[str, tuple[str, str]] = {
+    "overdue_check_in": ("报到逾期", "check-in overdue"),
+    "overdue_test": ("检测逾期", "test overdue"),
+    "positive_test": ("新阳性", "new positive test"),
+    "refused_test": ("新拒检", "test just refused"),
+    "medicine_purchase": ("购买特殊药品", "controlled medicine bought"),
+    "transfer_no_worker": ("转入未接手", "transferred in, no worker yet"),
+}
+
+COHORTS: tuple[str, ...] = ("agreement_ending", "transferred_in_recently", "first_90_days")
+
+SOURCES: dict[str, tuple[str, str]] = {
+    "police": ("公安", "police"),
+    "lab": ("检测机构", "lab"),
+    "worker": ("社工", "worker"),
+    "pharmacy": ("药店", "pharmacy"),
+    "other_district": ("外区", "other district"),
+    "other": ("其他", "other"),
+}
+
+
+def pick(pair: tuple[str, str], lang: Lang) -> str:
+    return pair[0] if lang == "zh" else pair[1]
+
+
+def word(table: dict[str, tuple[str, str]], code: str | None, lang: Lang) -> str:
+    """``code`` in words, or the code itself when unknown."""
+    if code is None:
+        return ""
+    pair = table.get(code)
+    return pick(pair, lang) if pair else code
+
+
+def plan_item(item_id: str | None, lang: Lang) -> str:
+    if not item_id:
+        return ""
+    pair = plan_item_words().get(item_id)
+    return pick(pair, lang) if pair else item_id
+
+
+@cache
+def _features() -> dict[str, Feature]:
+    return {f.name: f for f in load_catalog().features()}
+
+
+@cache
+def _specs() -> dict[str, FeatureSpec]:
+    return {s.name: s for s in load_catalog().specs}
+
+
+def feature(name: str) -> Feature | None:
+    """The catalog :class:`features.catalog.Feature` of a model column, or None."""
+    return _features().get(name)
+
+
+def spec_label(spec: str, lang: Lang, value_is_zero: bool = False) -> str:
+    """A catalog entry as a group heading: the description without numbers.
+
+    ``{period}漏报到{value}次`` becomes ``漏报到N次``; a yes/no state
+    that raises risk when it is *off* (``employed_now`` = 0) uses its "off" words.
+    """
+    s = _specs().get(spec)
+    if s is None:
+        return spec
+    zh, en = s.zh, s.en
+    if value_is_zero and s.kind == "state_now" and s.missing_zh and s.missing_en:
+        zh, en = s.missing_zh, s.missing_en
+    text = zh if lang == "zh" else en
+    text = text.replace("{period}", "").replace("{value}", "N").replace("{choice}", "…")
+    return " ".join(text.split())
