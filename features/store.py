@@ -147,14 +147,16 @@ def load_events(engine: Engine, recorded_before: pd.Timestamp | None = None) -> 
     """Stored events (optionally only those recorded before a time), canonical form."""
     cols = ", ".join(EVENT_COLUMN_NAMES)
     query = f"SELECT {cols} FROM events"
-    params: dict[str, object] = {}
+    statement = sa.text(query + " ORDER BY person_id, ts, event_id")
     if recorded_before is not None:
-        query += " WHERE recorded_at < :before"
-        params["before"] = pd.Timestamp(recorded_before).to_pydatetime()
-    with engine.connect() as conn:
-        frame = pd.read_sql_query(
-            sa.text(query + " ORDER BY person_id, ts, event_id"), conn, params=params
+        # A typed parameter is formatted exactly as the column is stored (SQLite text).
+        statement = sa.text(
+            query + " WHERE recorded_at < :before ORDER BY person_id, ts, event_id"
+        ).bindparams(
+            sa.bindparam("before", pd.Timestamp(recorded_before).to_pydatetime(), type_=sa.DateTime)
         )
+    with engine.connect() as conn:
+        frame = pd.read_sql_query(statement, conn)
     for name in ("ts", "recorded_at"):
         frame[name] = pd.to_datetime(frame[name]).astype("datetime64[us]")
     frame["value"] = frame["value"].astype("float64")

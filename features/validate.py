@@ -78,9 +78,9 @@ class _Rejections:
         rows = np.flatnonzero(mask)
         self.bad[rows] = True
         if isinstance(reasons, str):
-            text: pd.Series | list[str] = [reasons] * len(rows)
+            text: list[str] = [reasons] * len(rows)
         else:
-            text = reasons.iloc[rows].astype(str).to_numpy()
+            text = reasons.iloc[rows].astype(str).tolist()
         self._parts.append(
             pd.DataFrame(
                 {

@@ -111,7 +111,7 @@ def ingest(
         for col in ("file", "row", "column", "code", "reason"):
             rej.add_column(col)
         for line in shown.itertuples(index=False):
-            rej.add_row(line.file, str(line.row), line.column, line.code, line.reason)
+            rej.add_row(*(str(v) for v in line))
         err.print(rej)
     console.print(f"report: {result.report_path}")
     if not result.ok:
