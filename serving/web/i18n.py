@@ -238,6 +238,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Band thresholds (lower bounds of medium/high/very high)",
     ),
     "legend": ("图例", "Legend"),
+    "run_published": ("已发布", "published"),
+    "run_replaced": ("已被重跑替换", "replaced by a rerun"),
+    "input": ("可干预的情况", "What work can change"),
+    "earlier": ("更早的记录（{n} 条）", "Earlier entries ({n})"),
 }
 
 ROLE_KEYS = {

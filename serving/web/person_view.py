@@ -41,6 +41,11 @@ WHAT_IF_DEFAULTS = (
     "days_since_home_visit",
 )
 
+#: Every timeline entry has these keys (events lack the action ones and vice versa).
+TIMELINE_KEYS: dict[str, Any] = dict.fromkeys(
+    ("result", "value", "source", "by", "plan_item", "status", "agrees_with_score", "note")
+)
+
 
 @dataclass
 class PlanRow:
@@ -80,7 +85,9 @@ def load_person(
         return None
     run = queries.run_for(conn, None)
     view = PersonView(row, run)
-    view.timeline = queries.timeline(conn, person_id, TIMELINE_MAX)
+    view.timeline = [
+        {**TIMELINE_KEYS, **e} for e in queries.timeline(conn, person_id, TIMELINE_MAX)
+    ]
     if run is None:
         return view
     view.scores = {s["outcome"]: s for s in queries.person_scores(conn, run.id, person_id)}

@@ -81,6 +81,19 @@ SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
+METRICS: dict[str, str] = {
+    "roc_auc": "AUC",
+    "pr_auc": "PR-AUC",
+    "brier": "Brier",
+    "ece": "ECE",
+    "log_loss": "log loss",
+}
+
+
+def metric_name(key: str) -> str:
+    return METRICS.get(key, key)
+
+
 def pick(pair: tuple[str, str], lang: Lang) -> str:
     return pair[0] if lang == "zh" else pair[1]
 
