@@ -254,3 +254,28 @@ def download_model(client: MlflowClient, outcome: str, version: str, dst: Path) 
             tracking_uri=client.tracking_uri,
         )
     )
+
+
+def champion_evaluation(client: MlflowClient, outcome: str) -> dict[str, Any]:
+    """The champion's ``evaluation.json`` (fold metrics, curves, fairness tables)."""
+    mv = champion_version(client, outcome)
+    if mv is None:
+        raise LookupError(f"no champion for {outcome}: run `sunflower train --outcome {outcome}`")
+    path = mlflow.artifacts.download_artifacts(
+        run_id=mv.run_id, artifact_path="evaluation.json", tracking_uri=client.tracking_uri
+    )
+    record: dict[str, Any] = json.loads(Path(path).read_text())
+    record["version"] = str(mv.version)
+    return record
+
+
+def champion_card_figure(client: MlflowClient, outcome: str, figure: str) -> Path:
+    """A local copy of one figure of the champion's model card (e.g. shap_summary.png)."""
+    mv = champion_version(client, outcome)
+    if mv is None:
+        raise LookupError(f"no champion for {outcome}")
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=mv.run_id, artifact_path=f"card/{figure}", tracking_uri=client.tracking_uri
+        )
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.console import Console
@@ -21,21 +21,22 @@ from rich.table import Table
 from features.settings import get_settings
 
 if TYPE_CHECKING:
+    from models.config import Outcome
     from models.panel import InputData
     from models.retrain import Decision
 
 console = Console()
 err = Console(stderr=True)
 OUTCOMES = ("relapse", "loss_of_contact")
-SHOWN = (
-    "roc_auc",
-    "pr_auc",
-    "brier",
-    "ece",
-    "precision_at_10pct",
-    "recall_at_10pct",
-    "precision_at_2_per_worker",
-)
+SHOWN = {
+    "roc_auc": "AUC",
+    "pr_auc": "PR-AUC",
+    "brier": "Brier",
+    "ece": "ECE",
+    "precision_at_10pct": "P@10%",
+    "recall_at_10pct": "R@10%",
+    "precision_at_2_per_worker": "P@2/wk",
+}
 
 
 def _inputs(data: Path | None, truth: Path | None) -> InputData:
@@ -52,13 +53,18 @@ def _show(decision: Decision) -> None:
     result = decision.result
     if result is not None:
         table = Table(title=f"{decision.outcome}: test folds (latest first)")
-        for col in ("fold", "test as_of", "model", *SHOWN):
-            table.add_column(col, justify="left" if col in ("test as_of", "model") else "right")
+        for col in ("fold", "model", *SHOWN.values()):
+            table.add_column(col, justify="left" if col == "model" else "right")
         for f in result.folds:
             for model, m in f.metrics.items():
-                cells = [f"{m[k]:.4f}" for k in SHOWN]
-                table.add_row(str(f.fold.index), f.fold.describe()["test"], model, *cells)
+                table.add_row(str(f.fold.index), model, *[f"{m[k]:.3f}" for k in SHOWN])
         console.print(table)
+        for f in result.folds:
+            periods = f.fold.describe()
+            console.print(
+                f"fold {f.fold.index}: train {periods['train']}, "
+                f"valid {periods['valid']}, test {periods['test']}, {f.trees} trees"
+            )
         latest = result.latest
         if latest.ratios:
             ratios = ", ".join(f"{k} {v:.3f}" for k, v in latest.ratios.items())
@@ -82,7 +88,7 @@ def _run(
     as_of: datetime | None,
 ) -> None:
     import pandas as pd
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
     from models import registry
     from models.config import load_config
@@ -100,13 +106,12 @@ def _run(
     for outcome in outcomes:
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task(outcome, total=None)
+
+            def step(msg: str, bar: Progress = bar, task: TaskID = task) -> None:
+                bar.update(task, description=msg)
+
             decision = train_and_decide(
-                inputs,
-                outcome,
-                cfg,
-                client,
-                as_of=cutoff,  # type: ignore[arg-type]
-                progress=lambda msg, task=task: bar.update(task, description=msg),
+                inputs, cast("Outcome", outcome), cfg, client, as_of=cutoff, progress=step
             )
         _show(decision)
 
