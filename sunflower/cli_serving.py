@@ -161,6 +161,11 @@ def users_demo(
     base = f"http://{host}:{port}"
     console.print(f"API docs: {base}/docs", soft_wrap=True)
     console.print(
+        f"Pages (网页): open {base}/ and sign in with a user name and token above, "
+        f"e.g. {worker.username} (my list) or demo-town (town view)",
+        soft_wrap=True,
+    )
+    console.print(
         f"A worker opens their list: curl -H 'Authorization: Bearer {worker.token}' "
         f"{base}/api/v1/risk-lists/me",
         soft_wrap=True,

@@ -238,6 +238,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Band thresholds (lower bounds of medium/high/very high)",
     ),
     "legend": ("图例", "Legend"),
+    "stale": (
+        "注意：这是 {as_of} 的评分，今天的评分尚未发布；之后记录的事件请看时间线。",
+        "Note: these are the scores of {as_of}; today's run is not published yet. "
+        "Events recorded since are in the timeline.",
+    ),
     "run_published": ("已发布", "published"),
     "run_replaced": ("已被重跑替换", "replaced by a rerun"),
     "input": ("可干预的情况", "What work can change"),

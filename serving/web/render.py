@@ -11,6 +11,7 @@ server, no inline script, no frames. Templates autoescape everything.
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,7 @@ def page(
             who=who,
             role_name=t(ROLE_KEYS[who.role]) if who else "",
             csrf=csrf,
+            today=date.today(),
             **values,
         )
     )
