@@ -13,6 +13,8 @@ START ?= 2023-01-01
 END ?= 2025-12-31
 SEED ?= 20261128
 DATA ?=
+TODAY ?= $(shell date -d "$(END) + 1 day" +%F)
+TRUTH_ARG = $(if $(DATA),,--truth $(SUNFLOWER_HOME)/district/truth.parquet)
 
 .PHONY: run test lint bench setup clean lock
 
@@ -25,14 +27,20 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(UV) pip install -q --python $(PY) --no-deps -e .
 	touch $@
 
-# The main job on embedded defaults: simulate a district (unless DATA=dir is given) and ingest it.
+# The main job on embedded defaults: simulate a district (unless DATA=dir is given),
+# ingest it, train and register both models, score the district's "today" (the
+# morning after its last simulated day), create demo accounts and serve on $(HOST).
 run: setup
 	@if [ -z "$(DATA)" ]; then \
-	  $(SUNFLOWER) simulate --persons $(PERSONS) --start $(START) --end $(END) --seed $(SEED) --out $(SUNFLOWER_HOME)/district; \
-	  $(SUNFLOWER) ingest $(SUNFLOWER_HOME)/district; \
-	else \
-	  $(SUNFLOWER) ingest $(DATA); \
+	  $(SUNFLOWER) simulate --persons $(PERSONS) --start $(START) --end $(END) --seed $(SEED) \
+	    --out $(SUNFLOWER_HOME)/district --report; \
 	fi
+	$(SUNFLOWER) ingest $(or $(DATA),$(SUNFLOWER_HOME)/district)
+	$(SUNFLOWER) train --outcome relapse $(TRUTH_ARG)
+	$(SUNFLOWER) train --outcome loss_of_contact $(TRUTH_ARG)
+	$(SUNFLOWER) score --date $(TODAY)
+	$(SUNFLOWER) users demo --host $(HOST) --port $(PORT)
+	$(SUNFLOWER) serve --host $(HOST) --port $(PORT)
 
 test: setup
 	$(PY) -m pytest -n 2 --dist loadgroup tests
