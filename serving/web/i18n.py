@@ -202,11 +202,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "full_list": ("完整名单", "Full list"),
     "groups": ("一类一策：主要原因相同的人", "一类一策: people sharing a main driver"),
     "groups_help": (
-        "按每人最主要的升高风险原因分组；“常见伴随”是组内最常见的第二个原因。",
-        "Grouped by each person's strongest risk-raising driver; "
-        "'often with' is the group's most common second driver.",
+        "按每人最主要的、可干预的升高风险原因分组；“常见伴随”是组内最常见的另一个原因。",
+        "Grouped by each person's strongest risk-raising driver that work can change; "
+        "'often with' is the group's most common other driver.",
     ),
     "often_with": ("常见伴随", "often with"),
+    "single_groups": ("只有1人的原因（{n} 组）", "Drivers shared by nobody else ({n} groups)"),
+    "not_actionable": (
+        "主要原因是背景情况，无法直接干预；请关注其他可干预的原因。",
+        "The main driver is background that work cannot change; look at the other drivers.",
+    ),
     "suggested": ("建议", "suggested"),
     "members": ("成员", "Members"),
     "no_groups": ("没有分组。", "No groups."),

@@ -4,9 +4,11 @@ Contract: every function reads the stored rows of one published run and
 applies the caller's scope in SQL (:meth:`serving.auth.Principal.scope_filter`),
 so a supervisor sees only their town or district and an unknown town looks
 like one outside the scope (empty). Groups put each person under the catalog
-entry of their strongest risk-raising driver (the ``top_spec`` the scoring job
-stored, like the API's ``/groups``) and name the group's most common second
-raising driver ("often with"), read from the stored explanations. Cohorts are
+entry of their strongest risk-raising driver that a worker can act on (or,
+when none of the stored top drivers is actionable, the strongest raising one;
+the API's ``/groups`` uses the strongest raising driver whatever it is), and
+name the group's most common second raising driver ("often with"), all read
+from the stored explanations. Cohorts are
 the scoring job's cohort bits: agreement ends within 60 days, transferred in
 within 30 days, first 90 days of the programme.
 """
@@ -25,6 +27,8 @@ from serving.alerts import COHORT_BITS
 from serving.auth import Principal
 from serving.db import explanations, score_runs, scores, town_kpis
 from serving.explain import feature_specs
+
+from . import words
 
 COHORT_SHOWN = 30
 GROUP_SHOWN = 12
@@ -113,21 +117,52 @@ def worker_lists(
 
 @dataclass
 class Group:
-    spec: str
+    key: str
+    zh: str
+    en: str
     count: int
+    actionable: bool
     plan_item: str | None
-    off: bool
-    often_with: str | None
+    often_with: tuple[str, str] | None
     members: list[dict[str, Any]]
+
+
+def _key_driver(drivers: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The strongest risk-raising driver a worker can act on, else the strongest raising one."""
+    raising = [d for d in drivers if d["contribution"] > 0]
+    actionable = [d for d in raising if d["actionable"]]
+    chosen = actionable or raising
+    return chosen[0] if chosen else None
+
+
+def driver_kind(d: dict[str, Any]) -> tuple[str, str, str]:
+    """(group key, zh words, en words) of a driver, without its number.
+
+    A category (value None, e.g. household) keeps its choice — 本地户籍 and
+    非本地户籍 are different groups; a count or a number of days becomes its
+    catalog words with N (漏报到N次); a yes/no state that is off uses its "off"
+    words (目前没有就业).
+    """
+    spec = feature_specs().get(d["feature"], d["feature"])
+    if d["value"] is None:
+        zh = d["sentence_zh"].split("，")[0]
+        en = d["sentence_en"].split(", ")[0]
+        return f"{spec}:{zh}", zh, en
+    off = d["value"] == 0
+    return (
+        f"{spec}:off" if off and words.is_state(spec) else spec,
+        words.spec_label(spec, "zh", off),
+        words.spec_label(spec, "en", off),
+    )
 
 
 def groups(
     conn: Connection, who: Principal, run_id: int, outcome: str, district: str, town: str
 ) -> list[Group]:
-    """People of the town grouped by their main risk-raising driver, largest group first."""
+    """People of the town grouped by their main risk-raising driver (actionable first)."""
     where = _town(who, run_id, outcome, district, town)
     rows = conn.execute(
-        sa.select(scores.c.top_spec, scores.c.item, explanations.c.body)
+        sa.select(scores.c.item, explanations.c.body)
         .select_from(
             scores.join(
                 explanations,
@@ -138,38 +173,42 @@ def groups(
                 ),
             )
         )
-        .where(*where, scores.c.top_spec.is_not(None))
-        .order_by(scores.c.top_spec, scores.c.rank_town)
+        .where(*where)
+        .order_by(scores.c.rank_town)
     )
-    specs = feature_specs()
-    by: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
-    for spec, item, body in rows:
-        by.setdefault(spec, []).append((orjson.loads(item), orjson.loads(body)))
+    by: dict[str, list[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]]] = {}
+    for item, body in rows:
+        drivers = orjson.loads(body)["drivers"]
+        key = _key_driver(drivers)
+        if key is not None:
+            by.setdefault(driver_kind(key)[0], []).append((orjson.loads(item), key, drivers))
     out = []
-    for spec, members in by.items():
-        second: Counter[str] = Counter()
-        zeros = 0
-        for item, body in members:
-            raising = [d for d in body["drivers"] if d["contribution"] > 0]
-            names = [specs.get(d["feature"], d["feature"]) for d in raising]
-            others = [n for n in dict.fromkeys(names) if n != spec]
+    for group_key, members in by.items():
+        second: Counter[tuple[str, str]] = Counter()
+        for _, _key, drivers in members:
+            others = [
+                driver_kind(d)
+                for d in drivers
+                if d["contribution"] > 0 and driver_kind(d)[0] != group_key
+            ]
             if others:
-                second[others[0]] += 1
-            top = item.get("top_driver") or {}
-            zeros += int(top.get("value") == 0)
-        plan = (members[0][0].get("top_driver") or {}).get("plan_item")
+                second[others[0][1:]] += 1
         common = second.most_common(1)
+        first = members[0][1]
+        _, zh, en = driver_kind(first)
         out.append(
             Group(
-                spec,
-                len(members),
-                plan,
-                zeros * 2 > len(members),
-                common[0][0] if common and common[0][1] * 2 >= len(members) else None,
-                [m[0] for m in members[:GROUP_SHOWN]],
+                key=group_key,
+                zh=zh,
+                en=en,
+                count=len(members),
+                actionable=bool(first["actionable"]),
+                plan_item=first.get("plan_item") if first["actionable"] else None,
+                often_with=common[0][0] if common and common[0][1] * 2 >= len(members) else None,
+                members=[m[0] for m in members[:GROUP_SHOWN]],
             )
         )
-    return sorted(out, key=lambda g: (-g.count, g.spec))
+    return sorted(out, key=lambda g: (not g.actionable, -g.count, g.key))
 
 
 def cohorts(

@@ -51,6 +51,8 @@ RESULTS: dict[str, tuple[str, str]] = {
     "custody": ("羁押", "custody"),
     "death": ("死亡", "death"),
     "transferred": ("转出", "transferred"),
+    "met": ("见到本人", "met in person"),
+    "not_home": ("未见到本人", "not at home"),
     "done": ("已完成", "done"),
     "not_done": ("未完成", "not done"),
     "not_suitable": ("不适合", "not suitable"),
@@ -81,17 +83,21 @@ SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
-METRICS: dict[str, str] = {
-    "roc_auc": "AUC",
-    "pr_auc": "PR-AUC",
-    "brier": "Brier",
-    "ece": "ECE",
-    "log_loss": "log loss",
+METRICS: dict[str, tuple[str, str]] = {
+    "roc_auc": ("AUC", "AUC"),
+    "pr_auc": ("PR-AUC", "PR-AUC"),
+    "brier": ("Brier分数", "Brier score"),
+    "ece": ("校准误差ECE", "calibration error (ECE)"),
+    "precision_at_10pct": ("前10%精确率", "precision in the top 10%"),
+    "recall_at_10pct": ("前10%召回率", "recall in the top 10%"),
+    "precision_at_2_per_worker": ("每名社工前2人精确率", "precision of each worker's top 2"),
+    "recall_at_2_per_worker": ("每名社工前2人召回率", "recall of each worker's top 2"),
 }
 
 
-def metric_name(key: str) -> str:
-    return METRICS.get(key, key)
+def metric_name(key: str, lang: Lang) -> str:
+    pair = METRICS.get(key)
+    return pick(pair, lang) if pair else key
 
 
 def pick(pair: tuple[str, str], lang: Lang) -> str:
@@ -126,6 +132,12 @@ def _specs() -> dict[str, FeatureSpec]:
 def feature(name: str) -> Feature | None:
     """The catalog :class:`features.catalog.Feature` of a model column, or None."""
     return _features().get(name)
+
+
+def is_state(spec: str) -> bool:
+    """Whether a catalog entry is a yes/no state (e.g. employed_now)."""
+    s = _specs().get(spec)
+    return s is not None and s.kind == "state_now"
 
 
 def spec_label(spec: str, lang: Lang, value_is_zero: bool = False) -> str:
