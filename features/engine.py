@@ -1,53 +1,90 @@
-"""Point-in-time feature engine: catalog -> DuckDB SQL, pandas in / pandas out.
+"""Point-in-time feature engine: pandas (or Parquet) in, pandas out.
 
 Design
 ------
-*Why DuckDB.* The job is one big join-and-aggregate: every entity row
-(person, as_of) against that person's events. DuckDB runs it vectorised on all
-cores, streams Parquet without loading it into Python, scans pandas frames
-in place, spills to disk past its memory limit and needs no server. A
-34-feature prototype measured 7 s / 1.0 GB in DuckDB against 9 s / 2.2 GB in
-Polars and 22 s / 6.5 GB in pandas for one as_of over 50 M events; DuckDB also
-keeps the compiled feature definitions as plain SQL, the dialect Spark SQL
-shares for the country-scale case (DESIGN §7).
-
-*The catalog is the source of truth.* :mod:`features.sql` turns each entry of
-``catalog.yaml`` into aggregate expressions; adding a feature is one YAML entry.
+*The catalog is the source of truth.* ``catalog.yaml`` declares every
+feature; :mod:`features.fast` compiles it into array passes and
+:mod:`features.sql` compiles the same entries into one DuckDB query (the
+declarative reference, and the dialect Spark SQL shares for the
+country-scale case, DESIGN §7). Adding a feature is one YAML entry (plus, for
+a new *kind*, one branch in each compiler; the cross-check test keeps them
+equal).
 
 *The point-in-time join* (Feast's ``get_historical_features``): each entity
-row has its own ``as_of``. Events are joined on ``person_id`` and kept only
-when ``recorded_at < as_of`` — knowledge time, not event time, so a lab result
-for a sample taken last week but recorded tomorrow is invisible today — and
-when no correction of them was recorded before as_of (``sup_us >= as_of``,
-see :mod:`features.events`). Windows then filter on ``ts``. A daily run (one
-as_of for everyone) and a training panel (many as_of per person) are the same
-query; the panel is processed in chunks of entity rows so the aggregate state
-stays bounded.
+row has its own ``as_of``; an event counts when ``recorded_at < as_of`` —
+knowledge time, not event time, so a lab result for a sample taken last week
+but recorded tomorrow is invisible today — and no correction of it was
+recorded before as_of (:mod:`features.events`). Windows then filter on
+``ts``. A daily run (one as_of for everyone) and a training panel (many as_of
+per person) are the same call.
+
+*Why numpy, not a SQL engine, for the hot path.* The job is one big
+join-and-aggregate of every entity row against its person's events, with
+~60 distinct aggregates. In DuckDB the per-row hash aggregate with one
+filtered aggregate per (filter, window) dominated (72-170 s for one as_of
+over 50 M events). Coding the events once (:mod:`features.columnar`: int32
+person index, int8 type/result codes, int64 microsecond times, grouped by
+person) turns the join into offset arithmetic and the aggregates into one
+scatter-add over (row, atom, age bucket) and one scatter-max per (row, atom)
+— see :mod:`features.fast`. A 34-feature prototype had measured 7 s / 1.0 GB
+in DuckDB, 9 s / 2.2 GB in Polars and 22 s / 6.5 GB in pandas; the full
+catalog in numpy is in the same range (figures in docs/features.md).
+
+*State.* :func:`attach` codes persons and events once and keeps them with
+the DuckDB connection it is given (the connection is the session handle of
+the internal API the tests use); the SQL relations (``per``, ``ev``,
+``ent_all``) are created only when the SQL path needs them
+(:func:`compute_sql`, derived loss-of-contact labels).
 
 *Output.* One row per entity row, in the input order and with the input
-index: ``person_id``, ``as_of``, then the catalog's columns (ints, 0/1 int8
-flags and one-hots, floats) — numeric apart from the two keys.
+index: ``person_id``, ``as_of``, then the catalog's columns (int32 counts and
+days, 0/1 int8 flags and one-hots, float64 sums and trends) — numeric apart
+from the two keys.
 """
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from features import fast
 from features.catalog import Catalog, load_catalog
+from features.columnar import Events, Persons, load_events, load_persons
 from features.config import LabelConfig, load_label_config
 from features.contract import LOCAL_TZ
 from features.events import attach_events
 from features.sql import feature_query
 
-#: Columns of the feature query that are not features (keys come from the input frame).
+#: Columns of the feature frame that are not features (keys come from the input frame).
 HIDDEN = ("row_id", "person_id", "as_of", "_status", "_in_cohort")
 Source = pd.DataFrame | str | Path
-#: Entity rows per chunk: bounds the aggregate state (~1 kB per row) of a panel.
+#: Entity rows per chunk of the SQL reference path (bounds its aggregate state).
 CHUNK_ROWS = 1_000_000
+
+
+@dataclass
+class Session:
+    """Coded persons/events and the current entity rows of one connection."""
+
+    persons_src: Source
+    events_src: Source
+    persons: Persons
+    events: Events
+    ent_person: np.ndarray | None = None  # person_id strings per entity row
+    ent_pidx: np.ndarray | None = None
+    ent_as: np.ndarray | None = None
+    sql_attached: bool = False
+    sql_entities: bool = False
+
+
+_SESSIONS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Session] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def connect(
@@ -72,12 +109,53 @@ def register(con: duckdb.DuckDBPyConnection, name: str, source: Source) -> None:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet('{path}')")
 
 
-def attach(con: duckdb.DuckDBPyConnection, persons: Source, events: Source) -> None:
-    """Prepare ``per`` (persons) and ``ev`` (coded, correction-aware events)."""
-    register(con, "persons_src", persons)
-    con.execute("CREATE OR REPLACE TEMP TABLE per AS SELECT * FROM persons_src")
-    register(con, "events_src", events)
-    attach_events(con, "events_src")
+def attach(con: duckdb.DuckDBPyConnection, persons: Source, events: Source) -> Session:
+    """Code persons and events once and keep them with ``con`` (see the module docstring)."""
+    coded = load_persons(persons)
+    return open_session(con, persons, events, coded, load_events(events, coded))
+
+
+def open_session(
+    con: duckdb.DuckDBPyConnection,
+    persons_src: Source,
+    events_src: Source,
+    persons: Persons,
+    events: Events,
+) -> Session:
+    """Keep already coded persons/events with ``con`` (what :func:`attach` does after coding)."""
+    found = Session(persons_src, events_src, persons, events)
+    _SESSIONS[con] = found
+    return found
+
+
+def session(con: duckdb.DuckDBPyConnection) -> Session:
+    found = _SESSIONS.get(con)
+    if found is None:
+        raise RuntimeError("attach(con, persons, events) first")
+    return found
+
+
+def attach_sql(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the SQL relations ``per`` and ``ev`` (and ``ent_all``) for the SQL path."""
+    s = session(con)
+    if not s.sql_attached:
+        register(con, "persons_src", s.persons_src)
+        con.execute("CREATE OR REPLACE TEMP TABLE per AS SELECT * FROM persons_src")
+        register(con, "events_src", s.events_src)
+        attach_events(con, "events_src")
+        s.sql_attached = True
+    if not s.sql_entities and s.ent_as is not None:
+        frame = pd.DataFrame(
+            {
+                "row_id": np.arange(len(s.ent_as), dtype="int64"),
+                "person_id": s.ent_person,
+                "as_us": s.ent_as,
+            }
+        )
+        con.register("ent_src", frame)
+        con.execute("CREATE OR REPLACE TEMP TABLE ent_all AS SELECT * FROM ent_src")
+        con.unregister("ent_src")
+        s.sql_entities = True
 
 
 def as_of_micros(values: pd.Series) -> np.ndarray:
@@ -91,29 +169,23 @@ def as_of_micros(values: pd.Series) -> np.ndarray:
 
 
 def set_entities(con: duckdb.DuckDBPyConnection, entities: pd.DataFrame) -> int:
-    """Load the entity frame as ``ent_all(row_id, person_id, as_us)``; return its length."""
+    """Set the entity rows (person_id, as_of) of ``con``'s session; return their number."""
     missing = {"person_id", "as_of"} - set(entities.columns)
     if missing:
         raise ValueError(f"entities: missing column(s) {sorted(missing)}; need person_id, as_of")
-    frame = pd.DataFrame(
-        {
-            "row_id": np.arange(len(entities), dtype="int64"),
-            "person_id": entities["person_id"].astype("string").to_numpy(),
-            "as_us": as_of_micros(entities["as_of"]),
-        }
-    )
-    con.register("ent_src", frame)
-    con.execute("CREATE OR REPLACE TEMP TABLE ent_all AS SELECT * FROM ent_src")
-    con.unregister("ent_src")
-    unknown = con.execute(
-        "SELECT count(*), min(row_id) FROM ent_all e ANTI JOIN per p USING (person_id)"
-    ).fetchone()
-    if unknown and unknown[0]:
+    s = session(con)
+    person = entities["person_id"].astype("string").to_numpy(dtype=object)
+    as_us = as_of_micros(entities["as_of"])
+    pidx = s.persons.index_of(person)
+    unknown = np.flatnonzero(pidx < 0)
+    if len(unknown):
         raise ValueError(
-            f"entities: {unknown[0]} row(s) name a person_id that is not in persons "
-            f"(first at position {unknown[1]}); load the person first"
+            f"entities: {len(unknown)} row(s) name a person_id that is not in persons "
+            f"(first at position {int(unknown[0])}); load the person first"
         )
-    return len(frame)
+    s.ent_person, s.ent_pidx, s.ent_as = person, pidx, as_us
+    s.sql_entities = False
+    return len(person)
 
 
 def chunks(n_rows: int, chunk_rows: int = CHUNK_ROWS) -> list[tuple[int, int]]:
@@ -122,11 +194,42 @@ def chunks(n_rows: int, chunk_rows: int = CHUNK_ROWS) -> list[tuple[int, int]]:
 
 
 def use_chunk(con: duckdb.DuckDBPyConnection, lo: int, hi: int) -> None:
-    """Point ``ent`` at entity rows [lo, hi)."""
+    """Point ``ent`` at entity rows [lo, hi) (SQL path)."""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE ent AS SELECT * FROM ent_all "
         f"WHERE row_id >= {int(lo)} AND row_id < {int(hi)}"
     )
+
+
+def feature_frame(
+    persons: Persons,
+    events: Events,
+    pidx: np.ndarray,
+    as_us: np.ndarray,
+    catalog: Catalog,
+    config: LabelConfig,
+    *,
+    person_ids: np.ndarray | None = None,
+    cohort_only: bool = False,
+    pair_budget: int = fast.PAIR_BUDGET,
+) -> pd.DataFrame:
+    """The numpy engine over entity rows (pidx, as_us): row_id, person_id, as_of, ..."""
+    plan = fast.compile_plan(catalog, config)
+    atom_e = plan.table[events.tc, events.rc]
+    cols = fast.PersonColumns.of(persons, catalog)
+    parts: list[dict[str, np.ndarray]] = []
+    for sl in fast.row_chunks(events, pidx, pair_budget):
+        parts.append(fast.evaluate(plan, events, atom_e, cols, pidx[sl], as_us[sl], cohort_only))
+    if not parts:
+        parts.append(fast.evaluate(plan, events, atom_e, cols, pidx, as_us, cohort_only))
+    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    ids = person_ids if person_ids is not None else persons.ids.to_numpy()[pidx]
+    head = {
+        "row_id": np.arange(len(pidx), dtype=np.int64),
+        "person_id": ids,
+        "as_of": as_us.astype("datetime64[us]"),
+    }
+    return pd.DataFrame({**head, **data}, copy=False)
 
 
 def compute(
@@ -136,7 +239,31 @@ def compute(
     cohort_only: bool = False,
     chunk_rows: int = CHUNK_ROWS,
 ) -> pd.DataFrame:
-    """Run the feature query over ``ent_all`` chunk by chunk; rows in row_id order."""
+    """Features (or only the cohort columns) for the session's entity rows, in row order."""
+    s = session(con)
+    if s.ent_pidx is None or s.ent_as is None:
+        raise RuntimeError("set_entities(con, entities) first")
+    return feature_frame(
+        s.persons,
+        s.events,
+        s.ent_pidx,
+        s.ent_as,
+        catalog,
+        config,
+        person_ids=s.ent_person,
+        cohort_only=cohort_only,
+    )
+
+
+def compute_sql(
+    con: duckdb.DuckDBPyConnection,
+    catalog: Catalog,
+    config: LabelConfig,
+    cohort_only: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+) -> pd.DataFrame:
+    """The same frame from the SQL compiler (:mod:`features.sql`), the reference engine."""
+    attach_sql(con)
     sql = feature_query(
         catalog,
         exclude_transferred_out=config.cohort.exclude_transferred_out,

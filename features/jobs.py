@@ -8,6 +8,15 @@ cohort at that date (knowledge time), and writes ``out/features.parquet``
 outcomes) and ``out/manifest.json``: catalog and label-config versions, a data
 fingerprint (row counts, latest recorded_at, an order-independent hash), row
 counts by as_of, cohort status counts and label rates. It returns the manifest.
+
+Pipeline: persons and events are read and coded once
+(:mod:`features.columnar`); entity rows are built in numpy; the numpy engine
+(:mod:`features.fast`) computes features, cohort and both labels chunk by
+chunk (each chunk bounded by its number of (row, event) pairs); only cohort
+rows are written. The data fingerprint hashes the coded events (person,
+type and result codes, times, value), so it is stable across input formats.
+An outcome with the derived loss-of-contact rule falls back to the SQL label
+query on a DuckDB connection.
 """
 
 from __future__ import annotations
@@ -20,16 +29,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from features import fast
 from features.catalog import Catalog, load_catalog
+from features.columnar import Events, Persons, load_events, load_persons, mix
 from features.config import OUTCOMES, LabelConfig, load_label_config
-from features.engine import CHUNK_ROWS, Source, attach, chunks, connect, use_chunk
-from features.labels import label_query, observed_until_us
-from features.sql import DAY_US, feature_query
+from features.engine import CHUNK_ROWS, Session, Source, connect, open_session
+from features.labels import compute_labels_sql
+from features.sql import DAY_US
 
 _EVERY = re.compile(r"^(\d+)([DWMY])$")
 
@@ -58,29 +70,52 @@ def panel_dates(
     return dates
 
 
-def _entities(con: duckdb.DuckDBPyConnection, dates: list[pd.Timestamp]) -> int:
-    """``ent_all``: every person whose agreement spans each date (cohort is checked later)."""
-    micros = ", ".join(str(d.value // 1000) for d in dates)
-    con.execute(f"""
-CREATE OR REPLACE TEMP TABLE ent_all AS
-SELECT row_number() OVER (ORDER BY d.as_us, p.person_id) - 1 AS row_id, p.person_id, d.as_us
-FROM per p CROSS JOIN (SELECT unnest([{micros}]) AS as_us) d
-WHERE epoch_us(CAST(p.program_start AS TIMESTAMP)) <= d.as_us
-  AND d.as_us < epoch_us(CAST(p.program_end AS TIMESTAMP)) + {DAY_US}
-""")
-    return int(con.execute("SELECT count(*) FROM ent_all").fetchone()[0])  # type: ignore[index]
+def entity_rows(
+    persons: Persons, cols: fast.PersonColumns, dates: list[pd.Timestamp]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pidx, as_us) of every person whose agreement spans each date, by date then id."""
+    order = np.asarray(pc.sort_indices(pa.array(persons.ids.to_numpy(), pa.string())))
+    start, end = cols.start_us[order], cols.end_us[order] + DAY_US
+    pidx, as_us = [], []
+    for d in dates:
+        us = d.value // 1000
+        keep = order[(start <= us) & (us < end)]
+        pidx.append(keep)
+        as_us.append(np.full(len(keep), us, np.int64))
+    if not pidx:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(pidx).astype(np.int64), np.concatenate(as_us)
 
 
-def _fingerprint(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    ev = con.execute("""SELECT count(*), max(make_timestamp(rec_us)),
-        bit_xor(hash(person_id, type, ts_us, rec_us, result, value)) FROM ev_raw""").fetchone()
-    pe = con.execute("SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM per").fetchone()
-    assert ev is not None and pe is not None
+def _xor(values: np.ndarray) -> int:
+    return int(np.bitwise_xor.reduce(values)) if len(values) else 0
+
+
+def fingerprint(persons: Persons, events: Events) -> dict[str, Any]:
+    """Counts, latest recorded_at and an order-independent hash of the coded data."""
+    person_hash = pd.util.hash_array(persons.ids.to_numpy())
+    row_hash = pd.util.hash_pandas_object(persons.frame, index=False).to_numpy()
+    acc = 0
+    step = 4_000_000
+    for lo in range(0, len(events), step):  # chunked: bounded temporaries
+        sl = slice(lo, lo + step)
+        with np.errstate(over="ignore"):
+            h = person_hash[events.pidx[sl]]
+            h += events.tc[sl].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+            h += events.rc[sl].astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+            h += events.ts[sl].view(np.uint64) * np.uint64(0x165667B19E3779F9)
+            h += events.rec[sl].view(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
+            value = np.nan_to_num(events.value[sl], nan=-1.5e300)
+            h += value.view(np.uint64) * np.uint64(0xFF51AFD7ED558CCD)
+            acc ^= _xor(mix(h))
+    max_rec = events.max_rec
     return {
-        "persons": int(pe[0]),
-        "events": int(ev[0]),
-        "max_recorded_at": ev[1].isoformat() if ev[1] is not None else None,
-        "snapshot_hash": f"{int(ev[2] or 0) ^ int(pe[1] or 0):016x}",
+        "persons": len(persons),
+        "events": int(events.n_read),
+        "max_recorded_at": (
+            pd.Timestamp(max_rec, unit="us").isoformat() if max_rec is not None else None
+        ),
+        "snapshot_hash": f"{acc ^ _xor(row_hash):016x}",
     }
 
 
@@ -98,21 +133,43 @@ def run_features_job(
     memory_limit: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
 ) -> dict[str, Any]:
-    """Write features (+ labels) for one as_of or a panel; return the manifest."""
+    """Write features (+ labels) for one as_of or a panel; return the manifest.
+
+    ``threads`` and ``memory_limit`` apply to the DuckDB connection of the SQL
+    fallback (derived labels); ``chunk_rows`` caps the entity rows per chunk.
+    """
     if (as_of is None) == (panel is None):
         raise ValueError("give exactly one of as_of=DATE or panel=(START, END, EVERY)")
     started = time.perf_counter()
     catalog, config = catalog or load_catalog(), config or load_label_config()
     horizon = horizon_days or config.horizon_days
     dates = panel_dates(*panel) if panel is not None else [pd.Timestamp(str(as_of)).normalize()]
-    con = connect(threads, memory_limit)
-    attach(con, persons, events)
-    n_candidates = _entities(con, dates)
-    observed = observed_until_us(con)
-    feature_sql = feature_query(
-        catalog, exclude_transferred_out=config.cohort.exclude_transferred_out
-    )
-    label_sql = {o: label_query(config, o, observed) for o in OUTCOMES if o in config.outcomes}
+    stages: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        stages[name] = stages.get(name, 0.0) + round(now - mark, 2)
+        mark = now
+
+    coded_persons = load_persons(persons)
+    coded_events = load_events(events, coded_persons)
+    lap("read_and_code")
+    plan = fast.compile_plan(catalog, config)
+    atom_e = plan.table[coded_events.tc, coded_events.rc]
+    cols = fast.PersonColumns.of(coded_persons, catalog)
+    ent_pidx, ent_as = entity_rows(coded_persons, cols, dates)
+    observed = coded_events.max_rec or 0
+    outcomes = [o for o in OUTCOMES if o in config.outcomes]
+    quick = [o for o in outcomes if not config.outcomes[o].derived.enabled]
+    derived = [o for o in outcomes if config.outcomes[o].derived.enabled]
+    sql: Session | None = None
+    con = None
+    if derived:
+        con = connect(threads, memory_limit)
+        sql = open_session(con, persons, events, coded_persons, coded_events)
+    ids = coded_persons.ids.to_numpy()
     out.mkdir(parents=True, exist_ok=True)
     path = out / "features.parquet"
     writer: pq.ParquetWriter | None = None
@@ -120,27 +177,43 @@ def run_features_job(
     per_date: Counter[str] = Counter()
     known: Counter[str] = Counter()
     positive: Counter[str] = Counter()
-    for lo, hi in chunks(n_candidates, chunk_rows):
-        use_chunk(con, lo, hi)
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE lab AS SELECT row_id, person_id, as_us,
-            as_us + {horizon * DAY_US} AS end_us FROM ent""")
-        table = con.sql(feature_sql).to_arrow_table()
-        for name, sql in label_sql.items():
-            label = con.sql(sql).to_arrow_table().column("label")
-            table = table.append_column(f"label_{name}", label)
-        status.update(table.column("_status").to_pylist())
-        table = table.filter(table.column("_in_cohort")).drop_columns(
-            ["row_id", "_status", "_in_cohort"]
-        )
-        per_date.update(str(d.date()) for d in table.column("as_of").to_pandas())
-        for name in label_sql:
-            col = table.column(f"label_{name}")
-            known[name] += len(col) - col.null_count
-            positive[name] += int(pc.sum(col).as_py() or 0)
+    lap("entities")
+    for sl in _chunks(coded_events, ent_pidx, chunk_rows):
+        p, a = ent_pidx[sl], ent_as[sl]
+        data = fast.evaluate(plan, coded_events, atom_e, cols, p, a)
+        lap("features")
+        labels = fast.labels(plan, coded_events, atom_e, cols, p, a, quick, horizon, observed)
+        lap("labels")
+        if sql is not None and con is not None:
+            sql.ent_person, sql.ent_pidx, sql.ent_as, sql.sql_entities = ids[p], p, a, False
+            for o in derived:
+                got = compute_labels_sql(con, config, o, horizon, observed)
+                labels[o] = got.to_numpy(dtype="float64", na_value=np.nan)
+        names, counts = np.unique(data.pop("_status").astype(str), return_counts=True)
+        status.update(dict(zip(names.tolist(), counts.tolist(), strict=True)))
+        keep = data.pop("_in_cohort")
+        arrays: dict[str, pa.Array] = {
+            "person_id": pa.array(ids[p[keep]], pa.string()),
+            "as_of": pa.array(a[keep].astype("datetime64[us]")),
+        }
+        arrays.update({k: pa.array(v[keep]) for k, v in data.items()})
+        for o in outcomes:
+            lab = labels[o][keep]
+            unknown = np.isnan(lab)
+            arrays[f"label_{o}"] = pa.array(np.where(unknown, 0, lab).astype(np.int8), mask=unknown)
+            known[o] += int((~unknown).sum())
+            positive[o] += int((lab == 1).sum())
+        days, n_day = np.unique(a[keep] // DAY_US, return_counts=True)
+        for day, c in zip(days.tolist(), n_day.tolist(), strict=True):
+            per_date[str(np.datetime64(day, "D"))] += c
+        table = pa.table(arrays)
         writer = writer or pq.ParquetWriter(path, table.schema)
         writer.write_table(table)
+        lap("write")
     if writer is not None:
         writer.close()
+    data_print = fingerprint(coded_persons, coded_events)
+    lap("fingerprint")
     manifest = {
         "job": "features",
         "mode": "as_of" if panel is None else "panel",
@@ -149,7 +222,7 @@ def run_features_job(
         "catalog_version": catalog.catalog_version,
         "label_config_version": config.config_version,
         "horizon_days": horizon,
-        "data": _fingerprint(con),
+        "data": data_print,
         "observed_until": datetime.fromtimestamp(observed / 1e6, tz=None).isoformat()
         if observed
         else None,
@@ -162,11 +235,21 @@ def run_features_job(
                 "positive": positive[o],
                 "rate": positive[o] / known[o] if known[o] else None,
             }
-            for o in label_sql
+            for o in outcomes
         },
         "features": [f.name for f in catalog.features()],
         "output": path.name,
         "seconds": round(time.perf_counter() - started, 2),
+        "stage_seconds": stages,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     return manifest
+
+
+def _chunks(events: Events, pidx: np.ndarray, chunk_rows: int) -> list[slice]:
+    """Pair-bounded row chunks, each also at most ``chunk_rows`` rows."""
+    out = []
+    for sl in fast.row_chunks(events, pidx):
+        for lo in range(sl.start, sl.stop, chunk_rows):
+            out.append(slice(lo, min(lo + chunk_rows, sl.stop)))
+    return out

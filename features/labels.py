@@ -22,16 +22,24 @@ default) looks only inside the window: contact gaps are measured from as_of
 and from each contact in the window, and the missed check-ins must both fall
 in the window. This keeps the contract exact: no event outside the window
 changes a label.
+
+Engine: the numpy engine (:func:`features.fast.labels`, same pairs and atoms
+as the features) computes recorded-outcome labels; an outcome with the
+derived rule enabled uses the SQL of :func:`label_query` (window functions
+over the contacts in the window), which is also the reference the
+cross-check test compares the numpy labels with.
 """
 
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pandas as pd
 
+from features import fast
 from features.catalog import load_catalog
 from features.config import LabelConfig, Outcome, load_label_config
-from features.engine import Source, attach, compute, connect, set_entities
+from features.engine import Source, attach, attach_sql, compute, connect, session, set_entities
 from features.sql import DAY_US, MAX_US, RESULT_CODES, TYPE_CODES, filter_sql, type_is
 
 
@@ -104,8 +112,16 @@ FROM s ORDER BY row_id
 
 def observed_until_us(con: duckdb.DuckDBPyConnection) -> int:
     """The data snapshot time: the latest recorded_at (microseconds)."""
-    value = con.execute("SELECT max(rec_us) FROM ev_raw").fetchone()[0]  # type: ignore[index]
+    value = session(con).events.max_rec
     return int(value) if value is not None else 0
+
+
+def as_int8(values: np.ndarray) -> pd.Series:
+    """1.0/0.0/NaN labels as a nullable Int8 series."""
+    unknown = np.isnan(values)
+    arr = pd.array(np.where(unknown, 0, values).astype(np.int8), dtype="Int8")
+    arr[unknown] = pd.NA
+    return pd.Series(arr)
 
 
 def compute_labels(
@@ -114,8 +130,42 @@ def compute_labels(
     outcome: Outcome,
     horizon_days: int,
     observed_us: int,
+    engine: str = "fast",
 ) -> pd.Series:
-    """Labels for ``ent_all`` (row_id order) as a nullable Int8 series."""
+    """Labels for the session's entity rows (row order) as a nullable Int8 series."""
+    if engine == "fast" and not config.outcomes[outcome].derived.enabled:
+        s = session(con)
+        assert s.ent_pidx is not None and s.ent_as is not None
+        plan = fast.compile_plan(load_catalog(), config)
+        atom_e = plan.table[s.events.tc, s.events.rc]
+        cols = fast.PersonColumns.of(s.persons, load_catalog())
+        parts = [
+            fast.labels(
+                plan,
+                s.events,
+                atom_e,
+                cols,
+                s.ent_pidx[sl],
+                s.ent_as[sl],
+                [outcome],
+                horizon_days,
+                observed_us,
+            )[outcome]
+            for sl in fast.row_chunks(s.events, s.ent_pidx)
+        ]
+        return as_int8(np.concatenate(parts) if parts else np.zeros(0))
+    return compute_labels_sql(con, config, outcome, horizon_days, observed_us)
+
+
+def compute_labels_sql(
+    con: duckdb.DuckDBPyConnection,
+    config: LabelConfig,
+    outcome: Outcome,
+    horizon_days: int,
+    observed_us: int,
+) -> pd.Series:
+    """Labels from :func:`label_query` (derived rule, and the reference)."""
+    attach_sql(con)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE lab AS
         SELECT row_id, person_id, as_us, as_us + {int(horizon_days) * DAY_US} AS end_us
         FROM ent_all""")
