@@ -90,6 +90,18 @@ EVENT_RESULTS: dict[str, tuple[str, ...]] = {
 }
 EVENT_TYPES: tuple[str, ...] = tuple(EVENT_RESULTS)
 
+#: What a worker found on a home visit. Known and coded by the feature pipeline,
+#: but not enforced at the door: another word is kept as sent and counts as an
+#: unspecified visit (sources differ in how they record visits).
+HOME_VISIT_RESULTS = ("met", "not_home", "moving", "concern")
+
+#: Event type -> results the feature pipeline codes: the enforced ones above
+#: plus the known-but-optional ones.
+EVENT_CODED_RESULTS: dict[str, tuple[str, ...]] = {
+    **{t: r for t, r in EVENT_RESULTS.items() if r},
+    "home_visit": HOME_VISIT_RESULTS,
+}
+
 EVENT_COLUMNS: tuple[Column, ...] = (
     Column("event_id", "string", True, "unique; loading the same id twice is a no-op"),
     Column("person_id", "string", True, "must exist in persons"),
