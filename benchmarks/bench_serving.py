@@ -21,6 +21,7 @@ Prints figures, asserts nothing. Sizes and durations come from the environment:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -31,6 +32,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -106,7 +108,7 @@ def make_district(n: int, seed: int = 11) -> tuple[pd.DataFrame, pd.DataFrame]:
     return persons, events[keep].reset_index(drop=True)
 
 
-def train_and_register(engine, tracking_uri: str) -> dict:  # type: ignore[no-untyped-def]
+def train_and_register(engine: Any, tracking_uri: str) -> dict:
     """Two champions of the models layer's default shape, registered under @champion."""
     import lightgbm as lgb
     import mlflow
@@ -132,6 +134,9 @@ def train_and_register(engine, tracking_uri: str) -> dict:  # type: ignore[no-un
     cfg = load_config()
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
+    artifacts = Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+    experiment = client.create_experiment("bench-serving", artifact_location=artifacts.as_uri())
+    mlflow.set_experiment(experiment_id=experiment)
     for outcome, col in (
         ("relapse", "tests_positive_365d"),
         ("loss_of_contact", "checkins_missed_90d"),
@@ -197,19 +202,18 @@ def _load(
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def _setup(tmp: Path, n: int) -> tuple[object, dict]:
+    """The district database and the two registered champions (reused if ``tmp`` has them)."""
     from features.ingest import ingest_frames
     from features.store import make_engine
-    from serving.auth import add_user, issue_token
-    from serving.scoring import score_date
+    from models.scoring import load_champion
 
-    n = int(os.environ.get("BENCH_PERSONS", "100000"))
-    seconds = float(os.environ.get("BENCH_SECONDS", "15"))
-    sustain = float(os.environ.get("BENCH_SUSTAIN", "60"))
-    tmp = Path(tempfile.mkdtemp(prefix="sunflower-bench-serving-"))
-    db = f"sqlite:///{tmp / 'sunflower.db'}"
-    tracking = f"sqlite:///{tmp / 'mlflow.db'}"
+    db, tracking = f"sqlite:///{tmp / 'sunflower.db'}", f"sqlite:///{tmp / 'mlflow.db'}"
     engine = make_engine(db)
+    if (tmp / "ready").exists():
+        champions = {o: load_champion(o, tracking) for o in ("relapse", "loss_of_contact")}
+        print(f"setup: reusing {tmp} ({(tmp / 'ready').read_text().strip()})")
+        return engine, champions
     t = time.perf_counter()
     persons, events = make_district(n)
     ingest_frames(engine, persons, events)
@@ -219,22 +223,77 @@ def main() -> None:
     t = time.perf_counter()
     champions = train_and_register(engine, tracking)
     print(f"setup: two champions trained and registered in {time.perf_counter() - t:.0f} s")
-    summary = score_date(engine, AS_OF, champions)
-    print(
-        f"daily scoring, {summary.n_persons:,} persons x 2 outcomes, stored: "
-        f"{summary.seconds:.1f} s (target < 45 s per 100k)  phases: {summary.timings}"
-    )
-    add_user(engine, "bench-worker", "worker", worker_id="w-0")
-    add_user(engine, "bench-integrator", "integrator")
-    worker = issue_token(engine, "bench-worker")
-    integrator = issue_token(engine, "bench-integrator")
-    port = _port()
+    (tmp / "ready").write_text(f"{n} persons\n")
+    return engine, champions
+
+
+def _load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+def main() -> None:
+    from serving.auth import add_user, issue_token
+    from serving.scoring import score_date
+
+    n = int(os.environ.get("BENCH_PERSONS", "100000"))
+    seconds = float(os.environ.get("BENCH_SECONDS", "15"))
+    sustain = float(os.environ.get("BENCH_SUSTAIN", "60"))
+    parts = set(os.environ.get("BENCH_PARTS", "score,http,mlflow").split(","))
+    if os.environ.get("BENCH_MLFLOW", "1") == "0":
+        parts.discard("mlflow")
+    keep = os.environ.get("BENCH_DIR")
+    tmp = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="sunflower-bench-serving-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    db = f"sqlite:///{tmp / 'sunflower.db'}"
+    tracking = f"sqlite:///{tmp / 'mlflow.db'}"
+    engine, champions = _setup(tmp, n)
+    if "score" in parts or not (tmp / "scored").exists():
+        print(f"scoring starts, {_load_average()}")
+        summary = score_date(engine, AS_OF, champions)  # type: ignore[arg-type]
+        print(
+            f"daily scoring, {summary.n_persons:,} persons x 2 outcomes, stored: "
+            f"{summary.seconds:.1f} s (target < 45 s per 100k)  phases: {summary.timings}"
+        )
+        (tmp / "scored").write_text("1\n")
+    tokens = {}
+    for name, role, scope in (
+        ("bench-worker", "worker", {"worker_id": "w-0"}),
+        ("bench-integrator", "integrator", {}),
+    ):
+        try:
+            add_user(engine, name, role, **scope)  # type: ignore[arg-type]
+        except ValueError:
+            pass  # a reused directory has the accounts
+        tokens[name] = issue_token(engine, name)  # type: ignore[arg-type]
+    worker, integrator = tokens["bench-worker"], tokens["bench-integrator"]
     env = {
         **os.environ,
         "SUNFLOWER_DATABASE_URL": db,
         "MLFLOW_TRACKING_URI": tracking,
         "SUNFLOWER_HOME": str(tmp),
+        # `mlflow models serve` starts uvicorn by name: the venv's bin must be on PATH
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    names = champions["relapse"].feature_names
+    row = dict.fromkeys(names, 1.0)
+    ours: dict | None = None
+    if "http" in parts or "mlflow" in parts:
+        ours = _bench_http(env, worker, integrator, row, seconds, sustain, "http" in parts)
+    if "mlflow" in parts and ours is not None:
+        _bench_mlflow(env, names, seconds, ours)
+
+
+def _bench_http(
+    env: dict[str, str],
+    worker: str,
+    integrator: str,
+    row: dict[str, float],
+    seconds: float,
+    sustain: float,
+    gets: bool,
+) -> dict:
+    port = _port()
     server = subprocess.Popen(
         [
             sys.executable,
@@ -252,10 +311,13 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait(f"{base}/readyz")
+        print(f"HTTP benchmarks start, {_load_average()}")
         for label, path in (
             ("risk list (25)", "/api/v1/risk-lists/me?limit=25"),
             ("stored explanation", "/api/v1/persons/p-0000003/explanation"),
         ):
+            if not gets:
+                break
             closed = _load(base + path, worker, seconds)
             print(
                 f"GET {label}: {closed['rps']:.0f} req/s closed loop, p99 {closed['p99_ms']} ms, "
@@ -267,8 +329,6 @@ def main() -> None:
                 f"p99 {opened['p99_ms']} ms, errors {opened['errors']} of "
                 f"{opened['requests']} (target p99 < 10 ms, 0 errors)"
             )
-        names = champions["relapse"].feature_names
-        row = dict.fromkeys(names, 1.0)
         ours = _load(
             base + "/api/v1/score/features",
             integrator,
@@ -279,37 +339,44 @@ def main() -> None:
             f"ad-hoc score + explanation, one row, one outcome: {ours['rps']:.0f} req/s, "
             f"p99 {ours['p99_ms']} ms, errors {ours['errors']} (target >= 700 req/s)"
         )
+        print(f"HTTP benchmarks end, {_load_average()}")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    if os.environ.get("BENCH_MLFLOW", "1") == "0":
-        return
+    return ours
+
+
+def _bench_mlflow(env: dict[str, str], names: list[str], seconds: float, ours: dict) -> None:
     mport = _port()
-    mlf = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            "models:/sunflower-relapse@champion",
-            "--env-manager",
-            "local",
-            "-p",
-            str(mport),
-            "-h",
-            "127.0.0.1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = Path(tempfile.mkstemp(prefix="mlflow-serve-", suffix=".log")[1])
+    with log.open("wb") as out:
+        mlf = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                "models:/sunflower-relapse@champion",
+                "--env-manager",
+                "local",
+                "-p",
+                str(mport),
+                "-h",
+                "127.0.0.1",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # it forks workers: stop the whole group
+        )
     try:
         _wait(f"http://127.0.0.1:{mport}/ping", 180)
         payload = json.dumps({"dataframe_split": {"columns": names, "data": [[1.0] * len(names)]}})
+        print(f"mlflow models serve starts, {_load_average()}")
         theirs = _load(f"http://127.0.0.1:{mport}/invocations", "none", seconds, body=payload)
         print(
-            f"mlflow models serve, same model, one row (probability only): "
+            f"mlflow models serve, same model, same row, same client (probability only): "
             f"{theirs['rps']:.0f} req/s, p99 {theirs['p99_ms']} ms, errors {theirs['errors']}"
         )
         if theirs["rps"]:
@@ -317,12 +384,17 @@ def main() -> None:
                 f"ratio ours (with explanation) / mlflow serve: {ours['rps'] / theirs['rps']:.1f}x "
                 f"(aim >= 3x)"
             )
+    except RuntimeError:
+        print(f"mlflow models serve did not come up; its output:\n{log.read_text()[-3000:]}")
+        raise
     finally:
-        mlf.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(mlf.pid, signal.SIGTERM)
         try:
             mlf.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            mlf.kill()
+            os.killpg(mlf.pid, signal.SIGKILL)
+            mlf.wait()
 
 
 if __name__ == "__main__":

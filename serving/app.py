@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from serving.champions import Loader
 from serving.errors import install as install_errors
+from serving.fastlane import FastLane
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import ingest, lists, persons, scoring, system
 from serving.settings import ServingSettings, get_settings
@@ -84,5 +85,6 @@ def create_app(settings: ServingSettings | None = None, loader: Loader | None = 
         app.include_router(router, prefix=API)
     app.include_router(system.ops)
     app.include_router(web_pages)
+    app.add_middleware(FastLane, prefix=API)  # the hot routes, without FastAPI's overhead
     app.add_middleware(MetricsMiddleware, metrics=metrics, prefix=API)
     return app

@@ -29,6 +29,14 @@ from serving.auth import Principal
 from serving.db import audit_log
 
 _BATCH = 1000
+_COLUMNS = ("at", "user_id", "username", "role", "action", "person_id", "detail")
+_INSERT = f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 7)})"
+_INSERT_PG = _INSERT.replace("?", "%s")
+
+
+def _sqlite_time(at: datetime) -> str:
+    """The text form SQLAlchemy's SQLite dialect stores and parses."""
+    return at.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class AuditWriter:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._raw: Any = None
         self._queue: queue.Queue[_Waiter | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
@@ -86,6 +95,12 @@ class AuditWriter:
         """Write what is queued, then stop the thread."""
         self._queue.put(None)
         self._thread.join(timeout=30)
+        if self._raw is not None:
+            try:
+                self._raw.close()
+            except Exception:  # owned by the (finished) writer thread
+                pass
+            self._raw = None
 
     def _run(self) -> None:
         while True:
@@ -110,8 +125,7 @@ class AuditWriter:
     def _commit(self, batch: list[_Waiter]) -> None:
         error: BaseException | None = None
         try:
-            with self._engine.begin() as conn:
-                append(conn, [e for entries, _, _ in batch for e in entries])
+            self._insert([e for entries, _, _ in batch for e in entries])
         except Exception as exc:  # reported to every waiting request
             error = exc
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
@@ -119,6 +133,30 @@ class AuditWriter:
             by_loop.setdefault(loop, []).append(fut)
         for loop, futures in by_loop.items():
             loop.call_soon_threadsafe(_settle, futures, error)
+
+    def _insert(self, entries: list[Entry]) -> None:
+        """One transaction on the writer's own DB-API connection (prepared INSERT)."""
+        if self._raw is None:
+            self._raw = self._engine.raw_connection()
+        raw = self._raw
+        postgres = self._engine.dialect.name == "postgresql"
+        rows = [
+            (r["at"] if postgres else _sqlite_time(r["at"]), *list(r.values())[1:])
+            for r in _rows(entries)
+        ]
+        try:
+            cur = raw.cursor()
+            cur.executemany(_INSERT_PG if postgres else _INSERT, rows)
+            cur.close()
+            raw.commit()
+        except Exception:
+            try:
+                raw.rollback()
+            except Exception:  # the connection itself is gone: open a new one next time
+                pass
+            raw.invalidate()
+            self._raw = None
+            raise
 
 
 def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, get_args
@@ -144,6 +146,25 @@ def issue_token(
     return token
 
 
+_methods: list[weakref.WeakMethod[Callable[[], None]]] = []
+
+
+def on_revoke(clear: Callable[[], None]) -> None:
+    """Call ``clear`` (a bound method, held weakly) whenever this process revokes tokens."""
+    _methods.append(weakref.WeakMethod(clear))
+
+
+def forget_cached_tokens() -> None:
+    """Empty every in-process token cache (after a revocation)."""
+    alive = []
+    for ref in _methods:
+        fn = ref()
+        if fn is not None:
+            fn()
+            alive.append(ref)
+    _methods[:] = alive
+
+
 def revoke_tokens(engine: Engine, username: str) -> int:
     """Revoke every live token of ``username``; returns how many."""
     with engine.begin() as conn:
@@ -153,7 +174,8 @@ def revoke_tokens(engine: Engine, username: str) -> int:
             .where(api_tokens.c.user_id == uid, api_tokens.c.revoked_at.is_(None))
             .values(revoked_at=_now())
         )
-        return int(result.rowcount)
+    forget_cached_tokens()
+    return int(result.rowcount)
 
 
 def list_users(engine: Engine) -> list[dict[str, object]]:

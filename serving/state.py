@@ -2,7 +2,11 @@
 
 Contract: :class:`ServiceState` is built once in the app's lifespan
 (:func:`open_state`) and closed at shutdown (:meth:`ServiceState.close`). Routes
-reach it through :mod:`serving.deps`, never through globals.
+reach it through :mod:`serving.deps` (or :mod:`serving.fastlane`), never
+through globals. :class:`TokenCache` maps a token's SHA-256 to its principal
+for ``ttl`` seconds; revoking tokens in this process (:func:`serving.auth.revoke_tokens`)
+empties every cache at once, and a revocation by another process (the CLI)
+takes effect within ``ttl``.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from sqlalchemy.engine import Engine
 
 from features.store import make_engine
 from serving.audit import AuditWriter
-from serving.auth import Principal, hash_token, resolve_token
+from serving.auth import Principal, hash_token, on_revoke, resolve_token
 from serving.champions import ChampionSet, Loader, registry_loader
 from serving.db import migrate
+from serving.hot import HotReader
 from serving.settings import ServingSettings
 
 
@@ -27,6 +32,9 @@ class TokenCache:
     engine: Engine
     ttl: float
     _seen: dict[str, tuple[Principal | None, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        on_revoke(self.clear)
 
     def resolve(self, token: str) -> Principal | None:
         key = hash_token(token)
@@ -52,9 +60,11 @@ class ServiceState:
     champions: ChampionSet
     audit: AuditWriter
     tokens: TokenCache
+    hot: HotReader
 
     def close(self) -> None:
         self.audit.close()
+        self.hot.close()
         self.engine.dispose()
 
 
@@ -72,4 +82,5 @@ def open_state(settings: ServingSettings, loader: Loader | None = None) -> Servi
         champions=champions,
         audit=AuditWriter(engine),
         tokens=TokenCache(engine, settings.auth_cache_seconds),
+        hot=HotReader(engine),
     )

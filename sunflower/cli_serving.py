@@ -74,7 +74,17 @@ def serve(
 
     from serving.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_level=log_level, access_log=False)
+    # uvloop + httptools: uvicorn's fast path (pinned dependencies); no access log on the
+    # hot path — requests are counted in /metrics and person reads are in the audit log.
+    uvicorn.run(
+        create_app(),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 @users_app.command("add")

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from features.catalog import load_catalog
-from serving import queries
+from serving import hot, queries
 from serving.alerts import ALERT_BITS
 from serving.audit import Entry
 from serving.auth import Principal
@@ -33,7 +33,6 @@ from serving.routes.common import (
     ExportParams,
     ListParams,
     ListQuery,
-    list_response,
     need_run,
 )
 from serving.schemas import Aggregates, Groups, Kpis, Outcome, RiskList, RunInfo
@@ -47,51 +46,22 @@ async def _list(
     who: Principal,
     q: ListQuery,
     scope_name: str,
-    cond: sa.ColumnElement[bool],
+    cond: hot.Eqs,
     rank: str,
 ) -> Response:
-    with state.engine.connect() as conn:
-        run = need_run(conn, q.date)
-        total, items = queries.list_items(
-            conn,
-            run.id,
-            q.outcome,
-            sa.and_(cond, who.scope_filter(scores)),
-            rank,
-            bands=q.band,
-            alert="any" if q.any_alert else q.alert,
-            cohort=q.cohort,
-            limit=min(q.limit, state.settings.page_max),
-            offset=q.offset,
-        )
-        if total == 0 and not _exists(conn, run.id, q.outcome, cond, who):
-            raise not_found("list")
-    await state.audit.record(
-        Entry(who, "risk_list", None, {"scope": scope_name, "run_id": run.id, "n": len(items)})
+    """The shared body of the list routes (:func:`serving.hot.risk_list`; the fast lane's too)."""
+    args = hot.ListArgs(
+        day=q.date,
+        outcome=q.outcome,
+        bands=tuple(q.band or ()),
+        alert=q.alert,
+        any_alert=q.any_alert,
+        cohort=q.cohort,
+        limit=q.limit,
+        offset=q.offset,
     )
-    head = {
-        "run_id": run.id,
-        "as_of": run.as_of.isoformat(),
-        "outcome": q.outcome,
-        "scope": scope_name,
-        "total": total,
-        "limit": min(q.limit, state.settings.page_max),
-        "offset": q.offset,
-    }
-    return list_response(head, "items", items)
-
-
-def _exists(conn: Any, run_id: int, outcome: str, cond: Any, who: Principal) -> bool:
-    """Whether the unfiltered scope has anyone (empty filter result vs unknown scope)."""
-    return (
-        conn.execute(
-            sa.select(scores.c.person_id)
-            .where(scores.c.run_id == run_id, scores.c.outcome == outcome, cond)
-            .where(who.scope_filter(scores))
-            .limit(1)
-        ).first()
-        is not None
-    )
+    payload = await hot.risk_list(state, who, args, scope_name, cond, rank)
+    return Response(payload, media_type="application/json")
 
 
 @router.get("/risk-lists/me", response_model=RiskList, summary="My caseload (workers)")
@@ -101,7 +71,7 @@ async def my_list(who: PersonReader, state: StateDep, q: ListParams) -> Response
         raise ApiError(
             404, "not_found", "this account has no caseload; use a town or district list"
         )
-    cond = scores.c.worker_id == who.worker_id
+    cond = (("worker_id", who.worker_id),)
     return await _list(state, who, q, f"worker:{who.worker_id}", cond, "rank_caseload")
 
 
@@ -112,7 +82,7 @@ async def worker_list(
     worker_id: str, who: PersonReader, state: StateDep, q: ListParams
 ) -> Response:
     """A caseload ranked by risk (workers: only their own)."""
-    cond = scores.c.worker_id == worker_id
+    cond = (("worker_id", worker_id),)
     return await _list(state, who, q, f"worker:{worker_id}", cond, "rank_caseload")
 
 
@@ -124,7 +94,7 @@ async def worker_list(
 async def town_list(
     district: str, town: str, who: PersonReader, state: StateDep, q: ListParams
 ) -> Response:
-    cond = sa.and_(scores.c.district == district, scores.c.town == town)
+    cond = (("district", district), ("town", town))
     return await _list(state, who, q, f"town:{district}/{town}", cond, "rank_town")
 
 
@@ -134,7 +104,7 @@ async def town_list(
 async def district_list(
     district: str, who: PersonReader, state: StateDep, q: ListParams
 ) -> Response:
-    cond = scores.c.district == district
+    cond = (("district", district),)
     return await _list(state, who, q, f"district:{district}", cond, "rank_district")
 
 

@@ -15,12 +15,11 @@ import datetime as dt
 from typing import Annotated
 
 import numpy as np
-import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from features.config import OUTCOMES
-from serving import queries
+from serving import hot, queries
 from serving.audit import Entry, append
 from serving.auth import Principal
 from serving.champions import ModelsNotReady
@@ -122,18 +121,8 @@ async def explanation(
     day: DateQ = None,
 ) -> Response:
     """Drivers, base value, plan items and model of the score shown in that run's list."""
-    with state.engine.connect() as conn:
-        if queries.visible_person(conn, who, person_id) is None:
-            raise not_found()
-        run = need_run(conn, day)
-        body = queries.explanation(conn, run.id, person_id, outcome)
-    if body is None:
-        raise ApiError(404, "not_scored", f"{person_id} was not scored in the run of {run.as_of}")
-    await state.audit.record(
-        Entry(who, "explanation", person_id, {"run_id": run.id, "outcome": outcome})
-    )
-    head = orjson.dumps({"run_id": run.id, "as_of": run.as_of.isoformat()})[:-1]
-    return Response(head + b"," + body.encode()[1:], media_type="application/json")
+    payload = await hot.explanation(state, who, person_id, outcome, day)
+    return Response(payload, media_type="application/json")
 
 
 def _stored_vector(

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
-from serving.adhoc import FieldErrors, features_from_history, matrix_from_row
+from serving import hot
+from serving.adhoc import FieldErrors, features_from_history
 from serving.audit import Entry, append
 from serving.champions import ChampionLike, ModelsNotReady
 from serving.deps import Scorer, StateDep
@@ -33,19 +35,10 @@ def _champions(state: ServiceState, outcomes: Sequence[str] | None) -> list[Cham
 
 
 @router.post("/features", response_model=AdhocOut, summary="Score one feature row")
-async def score_features(body: FeatureRowIn, who: Scorer, state: StateDep) -> dict:
+async def score_features(body: FeatureRowIn, who: Scorer, state: StateDep) -> Response:
     """Probability, band and drivers for a row of model features (names as in /models)."""
-    results = []
-    try:
-        for champ in _champions(state, body.outcomes):
-            _, _, bodies = score_rows(champ, matrix_from_row(champ, body.features))
-            results.append({"run_id": None, "as_of": None, "person_id": None, **bodies[0]})
-    except FieldErrors as exc:
-        raise ApiError(
-            422, "invalid_request", "feature row does not fit the model", exc.fields
-        ) from exc
-    await state.audit.record(Entry(who, "score_features"))
-    return {"person_id": None, "as_of": None, "results": results}
+    payload = await hot.score_features(state, who, body.features, body.outcomes)
+    return Response(payload, media_type="application/json")
 
 
 @router.post("/history", response_model=AdhocOut, summary="Score a person and their history")
