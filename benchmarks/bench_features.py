@@ -125,6 +125,13 @@ def generate(persons: int, events_per_person: int, out: Path, seed: int = 7) -> 
     return out
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _peak_gb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -157,6 +164,8 @@ def _child(kind: str, data: str) -> None:
         json.dumps(
             {
                 "seconds": time.perf_counter() - t0,
+                "cpu_seconds": _cpu_seconds(),
+                "load_avg": os.getloadavg()[0],
                 "peak_gb": _peak_gb(),
                 "rows": m["rows"],
                 "manifest": m,
@@ -183,15 +192,18 @@ def main(scale: float = 1.0) -> None:
     m = r["manifest"]
     print(
         f"one as_of: {m['data']['persons']:,} people, {m['data']['events']:,} events -> "
-        f"{r['rows']:,} rows x {len(m['features'])} features: {r['seconds']:.1f} s, "
-        f"peak {r['peak_gb']:.2f} GB (targets 20 s, 4 GB)"
+        f"{r['rows']:,} rows x {len(m['features'])} features: {r['seconds']:.1f} s "
+        f"(CPU {r['cpu_seconds']:.1f} s, load avg {r['load_avg']:.1f}), "
+        f"peak {r['peak_gb']:.2f} GB (targets 20 s, 4 GB); stages {m['stage_seconds']}"
     )
     r = _measure("panel", mid)
     m = r["manifest"]
     print(
         f"panel: {m['data']['persons']:,} people x {len(m['as_of_dates'])} monthly as_of -> "
-        f"{r['rows']:,} rows (+ labels): {r['seconds']:.1f} s, peak {r['peak_gb']:.2f} GB "
-        f"(targets 90 s, 8 GB); rates {json.dumps(m['label_rates'])}"
+        f"{r['rows']:,} rows (+ labels): {r['seconds']:.1f} s (CPU {r['cpu_seconds']:.1f} s, "
+        f"load avg {r['load_avg']:.1f}), peak {r['peak_gb']:.2f} GB "
+        f"(targets 90 s, 8 GB); stages {m['stage_seconds']}; "
+        f"rates {json.dumps(m['label_rates'])}"
     )
     ref = _measure("reference", big)
     per_ref = ref["seconds"] / max(ref["rows"], 1)

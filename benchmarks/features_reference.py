@@ -75,7 +75,7 @@ def reference_features(entities: pd.DataFrame, events: pd.DataFrame) -> pd.DataF
     empty = events.iloc[:0]
 
     def per_person(group: pd.DataFrame) -> pd.DataFrame:
-        ev = by_person.get(group.name, empty)
+        ev = by_person.get(group.name, empty)  # type: ignore[call-overload]  # a group key
         ev = ev.assign(superseded_at=_superseded_at(ev))
         rows = [_one(ev, pd.Timestamp(a), specs) for a in group["as_of"]]
         return pd.DataFrame(rows, index=group.index)

@@ -218,10 +218,10 @@ def _group_min(values: np.ndarray, atoms: np.ndarray) -> np.ndarray:
 class _Seen:
     """Aggregates of the events known at each row's as_of (one chunk)."""
 
-    counts: np.ndarray  # (n, A, B) int32, cumulated over buckets
+    counts: np.ndarray  # (B, n, A) int32, cumulated over buckets
     last: np.ndarray  # (n, A) int64 max ts, I64_MIN when none
     first: np.ndarray  # (n, A) int64 min ts (exit atoms only), I64_MAX when none
-    sums: np.ndarray  # (n, S, B) float64 cumulated, S = plan.sum_atoms
+    sums: np.ndarray  # (B, n, S) float64 cumulated, S = plan.sum_atoms
     rr: np.ndarray  # visible pairs: row, atom, ts
     at: np.ndarray
     ts: np.ndarray
@@ -253,9 +253,12 @@ def _seen(
     for edge in plan.edges:
         b += d > edge * DAY_US
     cell = rr_k * A + at_k
-    counts = np.zeros(n * A * B, np.int32)
-    np.add.at(counts, cell * B + b, 1)
-    counts = counts.reshape(n, A, B).cumsum(axis=2, dtype=np.int32)
+    # layout (bucket, row, atom): the cumulative sum over buckets adds whole planes
+    counts: np.ndarray = np.zeros(B * n * A, np.int32)
+    np.add.at(counts, b * (n * A) + cell, 1)
+    counts = counts.reshape(B, n, A)
+    for j in range(1, B):
+        counts[j] += counts[j - 1]
     last = np.full(n * A, I64_MIN, np.int64)
     np.maximum.at(last, cell, ts_k)
     first = np.full(n * A, I64_MAX, np.int64)
@@ -263,7 +266,7 @@ def _seen(
     sel = np.flatnonzero(np.isin(at_k, exit_atoms))
     np.minimum.at(first, cell[sel], ts_k[sel])
     S = len(plan.sum_atoms)
-    sums = np.zeros(n * max(S, 1) * B, np.float64)
+    sums: np.ndarray = np.zeros(n * max(S, 1) * B, np.float64)
     if S and need_all:
         local = np.full(A, -1, np.int64)
         local[plan.sum_atoms] = np.arange(S)
@@ -271,8 +274,10 @@ def _seen(
         vals = ev.value[e_k[sel]]
         ok = ~np.isnan(vals)
         sel, vals = sel[ok], vals[ok]
-        np.add.at(sums, (rr_k[sel] * S + local[at_k[sel]]) * B + b[sel], vals)
-    sums = sums.reshape(n, max(S, 1), B).cumsum(axis=2)
+        np.add.at(sums, b[sel] * (n * S) + rr_k[sel] * S + local[at_k[sel]], vals)
+    sums = sums.reshape(B, n, max(S, 1))
+    for j in range(1, B):
+        sums[j] += sums[j - 1]
     return _Seen(counts, last.reshape(n, A), first.reshape(n, A), sums, rr_k, at_k, ts_k)
 
 
@@ -286,9 +291,12 @@ def _impute(missing: Missing, as_day: np.ndarray, start_day: np.ndarray) -> np.n
 
 
 def _count(plan: Plan, seen: _Seen, atoms: np.ndarray, window: object) -> np.ndarray:
+    plane = seen.counts[plan.bucket(window)]
     if not len(atoms):
-        return np.zeros(len(seen.counts), np.int32)
-    return seen.counts[:, atoms, plan.bucket(window)].sum(axis=1, dtype=np.int32)
+        return np.zeros(len(plane), np.int32)
+    if len(atoms) == 1:
+        return plane[:, atoms[0]].copy()
+    return plane[:, atoms].sum(axis=1, dtype=np.int32)
 
 
 def _state_days(
@@ -343,7 +351,7 @@ def _event_outputs(
         local = {a: i for i, a in enumerate(plan.sum_atoms.tolist())}
         cols = [local[a] for a in f_atoms.tolist()]
         for w, name in names.items():
-            out[name] = seen.sums[:, cols, plan.bucket(w)].sum(axis=1).astype(np.float64)
+            out[name] = seen.sums[plan.bucket(w)][:, cols].sum(axis=1).astype(np.float64)
     elif spec.kind == "days_since_last":
         last = _group_max(seen.last, f_atoms)
         none = last == I64_MIN
