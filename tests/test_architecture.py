@@ -16,8 +16,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_layers_point_one_way():
     """features <- models <- serving <- sunflower (import-linter, .importlinter)."""
     lint = Path(sys.executable).parent / "lint-imports"
-    proc = subprocess.run([str(lint), "--config", str(ROOT / ".importlinter")], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(lint), "--config", str(ROOT / ".importlinter")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 kept, 0 broken" in proc.stdout
 
