@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -54,6 +55,11 @@ def create_app(settings: ServingSettings | None = None, loader: Loader | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await asyncio.to_thread(open_state, settings, loader)
         app.state.service = state
+        # Everything loaded so far (libraries, models, catalog) lives as long as the process:
+        # keep it out of the collector's full passes, which otherwise stall requests for
+        # tens of milliseconds (the p99 at 500 req/s).
+        gc.collect()
+        gc.freeze()
         for m in state.champions.info():
             metrics.models.labels(m["outcome"], m["version"] or "").set(int(m["loaded"]))
         loop = asyncio.get_running_loop()

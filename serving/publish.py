@@ -127,10 +127,15 @@ def bulk_insert(
                         copy.write_row((run_id, *row))
         else:
             marks = ", ".join("?" for _ in columns)
-            conn.exec_driver_sql(
+            when = [i for i, v in enumerate(batch[0]) if isinstance(v, datetime)] if batch else []
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.executemany(
                 f"INSERT INTO {table.name} ({cols}) VALUES ({marks})",
-                [(run_id, *_sqlite_row(row)) for row in batch],
+                [(run_id, *_sqlite_row(row)) for row in batch]
+                if when or table.name == "alerts"
+                else [(run_id, *row) for row in batch],
             )
+            cursor.close()
         say(f"stored {min(lo + BATCH, len(rows)):,} of {len(rows):,} {table.name} rows")
 
 

@@ -230,7 +230,8 @@ def _rows(
     outcomes = list(results)
     for outcome in outcomes:
         p, bands, bodies = results[outcome]
-        frame = base.assign(p=np.round(p, 6))
+        frame = base.assign(p=np.asarray([body["p"] for body in bodies]))
+        p_now = frame["p"].to_numpy()
         rank_c = _ranks(frame, ["worker_id"])
         rank_t = _ranks(frame, ["district", "town"])
         rank_d = _ranks(frame, ["district"])
@@ -244,7 +245,7 @@ def _rows(
         version = str(champions[outcome].version)
         for i, (pid, worker, district, town) in enumerate(base.itertuples(index=False)):
             body = bodies[i]
-            change = None if np.isnan(prev_p[i]) else round(float(frame["p"].iat[i] - prev_p[i]), 6)
+            change = None if np.isnan(prev_p[i]) else round(float(p_now[i] - prev_p[i]), 6)
             top = body["drivers"][0] if body["drivers"] else None
             item = {
                 "person_id": pid,
