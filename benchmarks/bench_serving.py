@@ -248,7 +248,7 @@ def main() -> None:
     db = f"sqlite:///{tmp / 'sunflower.db'}"
     tracking = f"sqlite:///{tmp / 'mlflow.db'}"
     engine, champions = _setup(tmp, n)
-    if "score" in parts or not (tmp / "scored").exists():
+    if "score" in parts or (parts & {"http", "mlflow"} and not (tmp / "scored").exists()):
         print(f"scoring starts, {_load_average()}")
         summary = score_date(engine, AS_OF, champions)  # type: ignore[arg-type]
         print(

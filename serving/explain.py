@@ -102,31 +102,42 @@ def _predict_explain(
     return p, explainer.explain(X, contributions, top_k)
 
 
+def explain_rows(champion: ChampionLike, X: np.ndarray, top_k: int = TOP_K) -> list[list[Any]]:
+    """Drivers per row (one TreeSHAP pass, threaded for large matrices)."""
+    return _predict_explain(champion, X, top_k)[1]
+
+
+def body_of(
+    champion: ChampionLike, p: float, band: int, drivers: list[Any], model: dict[str, str]
+) -> dict[str, Any]:
+    """One explanation body (``p`` already rounded to 6 decimals)."""
+    return {
+        "outcome": champion.outcome,
+        "p": p,
+        "band": _BANDS[band],
+        "base_value": float(champion.base_value),
+        "drivers": [driver_dict(d) for d in drivers],
+        "plan_items": plan_items(list(champion.plan_items(drivers))),
+        "model": model,
+    }
+
+
+_BANDS = {b: band_words(b) for b in range(1, 5)}
+
+
 def score_rows(
     champion: ChampionLike, X: np.ndarray, top_k: int = TOP_K
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """(p, band, explanation bodies) for every row of ``X``."""
+    """(p, band, explanation bodies) for every row of ``X`` (what-if, ad-hoc)."""
     p, explained = _predict_explain(champion, X, top_k)
     bands = bands_of(champion.outcome, p)
     model = model_ref(champion)
-    base = float(champion.base_value)
-    outcome = champion.outcome
-    words = {b: band_words(b) for b in range(1, 5)}
     rounded = [round(x, 6) for x in p.tolist()]
     band_list = bands.tolist()
-    bodies = []
-    for i, drivers in enumerate(explained):
-        bodies.append(
-            {
-                "outcome": outcome,
-                "p": rounded[i],
-                "band": words[band_list[i]],
-                "base_value": base,
-                "drivers": [driver_dict(d) for d in drivers],
-                "plan_items": plan_items(list(champion.plan_items(drivers))),
-                "model": model,
-            }
-        )
+    bodies = [
+        body_of(champion, rounded[i], band_list[i], drivers, model)
+        for i, drivers in enumerate(explained)
+    ]
     return p, bands, bodies
 
 

@@ -44,10 +44,10 @@ from serving.alerts import (
     cohort_flags,
     compute_alerts,
 )
-from serving.bands import band_words
+from serving.bands import band_words, bands_of
 from serving.champions import ChampionLike
 from serving.db import migrate, score_runs
-from serving.explain import score_rows, top_spec
+from serving.explain import body_of, explain_rows, model_ref, top_spec
 from serving.publish import publish_run
 
 Progress = Callable[[str], None]
@@ -156,10 +156,11 @@ def score_date(
     for outcome, champion in champions.items():
         say(f"scoring {outcome}")
         X = matrix[:, [names.index(n) for n in champion.feature_names]]
-        results[outcome] = score_rows(champion, X)
-    clock["score_explain"], t = time.perf_counter() - t, time.perf_counter()
-    say("preparing rows")
-    rows = _rows(who, results, previous, masks, cohorts, kinds, champions)
+        p = np.asarray(champion.predict(X), dtype=float)
+        results[outcome] = (p, bands_of(outcome, p), X)
+    clock["predict"], t = time.perf_counter() - t, time.perf_counter()
+    rows = _rows(who, results, previous, masks, cohorts, kinds, champions, say)
+    clock["explain_rows"], t = time.perf_counter() - t, time.perf_counter()
     vectors = [(pid, matrix[i].tobytes()) for i, pid in enumerate(who["person_id"])]
     alerts = [_alert_row(*r) for r in alert_rows.itertuples(index=False, name=None)]
     kpis = town_kpis(status, feats, names)
@@ -206,6 +207,11 @@ def _alert_row(
     )
 
 
+#: Rows explained and serialised at a time: bounds the memory of Python objects
+#: (drivers, dicts) whatever the district's size; only JSON text is kept.
+CHUNK = 20_000
+
+
 def _rows(
     who: pd.DataFrame,
     results: dict[str, Any],
@@ -214,8 +220,10 @@ def _rows(
     cohorts: np.ndarray,
     kinds: dict[str, list[str]],
     champions: Mapping[str, ChampionLike],
+    say: Progress,
 ) -> dict[str, list[tuple[Any, ...]]]:
     base = who[["person_id", "worker_id", "district", "town"]].copy()
+    n = len(base)
     sizes = {
         key: base.groupby(cols)["person_id"].transform("size").to_numpy()
         for key, cols in (
@@ -225,76 +233,90 @@ def _rows(
         )
     }
     cohort_names = {bit: name for name, bit in COHORT_BITS.items()}
+    cohort_lists = [[nm for b, nm in cohort_names.items() if c & b] for c in cohorts.tolist()]
+    outcomes = list(results)
+    shown = {o: [round(x, 6) for x in results[o][0].tolist()] for o in outcomes}
+    band_ints = {o: results[o][1].tolist() for o in outcomes}
+    words = {b: band_words(b) for b in range(1, 5)}
+    ids = base.itertuples(index=False, name=None)
+    people = list(ids)
+    mask_list = masks.tolist()
     scores: list[tuple[Any, ...]] = []
     explanations: list[tuple[Any, ...]] = []
-    outcomes = list(results)
     for outcome in outcomes:
-        p, bands, bodies = results[outcome]
-        frame = base.assign(p=np.asarray([body["p"] for body in bodies]))
-        p_now = frame["p"].to_numpy()
-        rank_c = _ranks(frame, ["worker_id"])
-        rank_t = _ranks(frame, ["district", "town"])
-        rank_d = _ranks(frame, ["district"])
+        champion = champions[outcome]
+        X = results[outcome][2]
+        p_shown, band_list = shown[outcome], band_ints[outcome]
+        frame = base.assign(p=np.asarray(p_shown, dtype=float))
+        rank_c = _ranks(frame, ["worker_id"]).tolist()
+        rank_t = _ranks(frame, ["district", "town"]).tolist()
+        rank_d = _ranks(frame, ["district"]).tolist()
         prev = previous.get(outcome)
         if prev is not None:
             joined = prev.reindex(frame["person_id"])
             prev_p, prev_band = joined["p"].to_numpy(), joined["band"].to_numpy()
         else:
-            prev_p = prev_band = np.full(len(frame), np.nan)
+            prev_p = prev_band = np.full(n, np.nan)
+        change = [
+            None if np.isnan(b) else round(a - b, 6)
+            for a, b in zip(p_shown, prev_p.tolist(), strict=True)
+        ]
+        previous_band = [None if np.isnan(b) else int(b) for b in prev_band.tolist()]
         others = [o for o in outcomes if o != outcome]
-        version = str(champions[outcome].version)
-        for i, (pid, worker, district, town) in enumerate(base.itertuples(index=False)):
-            body = bodies[i]
-            change = None if np.isnan(prev_p[i]) else round(float(p_now[i] - prev_p[i]), 6)
-            top = body["drivers"][0] if body["drivers"] else None
-            item = {
-                "person_id": pid,
-                "worker_id": worker,
-                "district": district,
-                "town": town,
-                "outcome": outcome,
-                "p": body["p"],
-                "band": body["band"],
-                "rank_caseload": int(rank_c[i]),
-                "caseload_size": int(sizes["caseload"][i]),
-                "rank_town": int(rank_t[i]),
-                "town_size": int(sizes["town"][i]),
-                "change": change,
-                "previous_band": None if np.isnan(prev_band[i]) else int(prev_band[i]),
-                "top_driver": top,
-                "alerts": kinds.get(pid, []),
-                "cohorts": [n for b, n in cohort_names.items() if cohorts[i] & b],
-                "other_outcomes": [
-                    {
-                        "outcome": o,
-                        "p": results[o][2][i]["p"],
-                        "band": results[o][2][i]["band"],
-                    }
-                    for o in others
-                ],
-                "model": body["model"],
-            }
-            scores.append(
-                (
-                    outcome,
-                    pid,
-                    worker,
-                    district,
-                    town,
-                    body["p"],
-                    int(bands[i]),
-                    int(rank_c[i]),
-                    int(rank_t[i]),
-                    int(rank_d[i]),
-                    change,
-                    int(masks[i]),
-                    int(cohorts[i]),
-                    top_spec(body),
-                    version,
-                    orjson.dumps(item).decode(),
+        version = str(champion.version)
+        model = model_ref(champion)
+        for lo in range(0, n, CHUNK):
+            say(f"explaining {outcome}: {lo:,} of {n:,}")
+            drivers = explain_rows(champion, X[lo : lo + CHUNK])
+            for i in range(lo, min(lo + CHUNK, n)):
+                pid, worker, district, town = people[i]
+                body = body_of(champion, p_shown[i], band_list[i], drivers[i - lo], model)
+                item = {
+                    "person_id": pid,
+                    "worker_id": worker,
+                    "district": district,
+                    "town": town,
+                    "outcome": outcome,
+                    "p": p_shown[i],
+                    "band": body["band"],
+                    "rank_caseload": rank_c[i],
+                    "caseload_size": int(sizes["caseload"][i]),
+                    "rank_town": rank_t[i],
+                    "town_size": int(sizes["town"][i]),
+                    "change": change[i],
+                    "previous_band": previous_band[i],
+                    "top_driver": body["drivers"][0] if body["drivers"] else None,
+                    "alerts": kinds.get(pid, []),
+                    "cohorts": cohort_lists[i],
+                    "other_outcomes": [
+                        {"outcome": o, "p": shown[o][i], "band": words[band_ints[o][i]]}
+                        for o in others
+                    ],
+                    "model": model,
+                }
+                scores.append(
+                    (
+                        outcome,
+                        pid,
+                        worker,
+                        district,
+                        town,
+                        p_shown[i],
+                        band_list[i],
+                        rank_c[i],
+                        rank_t[i],
+                        rank_d[i],
+                        change[i],
+                        mask_list[i],
+                        cohorts[i].item(),
+                        top_spec(body),
+                        version,
+                        orjson.dumps(item).decode(),
+                    )
                 )
-            )
-            explanations.append((pid, outcome, orjson.dumps({"person_id": pid, **body}).decode()))
+                explanations.append(
+                    (pid, outcome, orjson.dumps({"person_id": pid, **body}).decode())
+                )
     return {"scores": scores, "explanations": explanations}
 
 
