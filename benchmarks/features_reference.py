@@ -27,6 +27,8 @@ def _mask(ev: pd.DataFrame, filters: EventFilter | tuple[EventFilter, ...]) -> n
         m = ev["type"].isin(f.types).to_numpy().copy()
         if f.results:
             m &= ev["result"].isin(f.results).fillna(False).to_numpy(dtype=bool)
+        if f.not_results:
+            m &= ~ev["result"].isin(f.not_results).fillna(False).to_numpy(dtype=bool)
         out |= m
     return out
 

@@ -28,7 +28,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.contract import EVENT_RESULTS, PERSON_COLUMNS
+from features.contract import EVENT_CODED_RESULTS, EVENT_RESULTS, PERSON_COLUMNS
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
 
@@ -72,20 +72,37 @@ class _Strict(BaseModel):
 
 
 class EventFilter(_Strict):
-    """Events of any of ``types`` whose result is any of ``results`` (empty: any)."""
+    """Events of any of ``types`` whose result is any of ``results`` (empty: any)
+    and none of ``not_results``.
+
+    Results must be ones the pipeline codes for every listed type
+    (``contract.EVENT_CODED_RESULTS``). ``not_results`` keeps every other
+    result, including none and uncoded free text (e.g. a home visit whose note
+    is not one of the known words).
+    """
 
     types: tuple[str, ...]
     results: tuple[str, ...] = ()
+    not_results: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _known(self) -> EventFilter:
         for t in self.types:
             if t not in EVENT_RESULTS:
                 raise ValueError(f"unknown event type {t!r} (see features.contract)")
-            bad = [r for r in self.results if EVENT_RESULTS[t] and r not in EVENT_RESULTS[t]]
+            coded = EVENT_CODED_RESULTS.get(t, ())
+            bad = [r for r in (*self.results, *self.not_results) if r not in coded]
             if bad:
-                raise ValueError(f"results {bad} are not allowed for {t!r}")
+                raise ValueError(f"results {bad} are not coded for {t!r} (see features.contract)")
         return self
+
+    def matches(self, event_type: str, result: str | None) -> bool:
+        """Whether an event of this type and (coded) result passes the filter."""
+        return (
+            event_type in self.types
+            and (not self.results or result in self.results)
+            and result not in self.not_results
+        )
 
 
 class Missing(_Strict):
@@ -181,10 +198,11 @@ class Catalog(_Strict):
         """The contract's choices for a category feature (labels must match exactly)."""
         if spec.kind == "person_category":
             assert spec.column is not None
-            key, choices = spec.column, _PERSON[spec.column].choices
+            col = _PERSON[spec.column]
+            key, choices = spec.column, col.choices or col.coded
         else:
             assert isinstance(spec.events, EventFilter) and spec.choices is not None
-            key, choices = spec.choices, EVENT_RESULTS[spec.events.types[0]]
+            key, choices = spec.choices, EVENT_CODED_RESULTS.get(spec.events.types[0], ())
         labels = self.choice_labels.get(key, {})
         if set(labels) != set(choices):
             raise ValueError(f"choice_labels[{key!r}] must name exactly {list(choices)}")

@@ -36,6 +36,9 @@ class Column:
     max_value: float | None = None
     #: Free text may hold personal details: never echoed into reports or logs.
     free_text: bool = False
+    #: Known values of a free-text column that the feature pipeline codes (one-hot);
+    #: not enforced at the door: another word is kept as sent and codes as none of them.
+    coded: tuple[str, ...] = ()
 
 
 SEXES = ("M", "F")
@@ -43,6 +46,8 @@ PROGRAMS = ("community_detox", "community_rehab")
 DRUGS = ("heroin", "methamphetamine", "ketamine", "cannabis", "other")
 HOUSEHOLDS = ("local", "non_local")
 LIVING = ("with_family", "alone", "other")
+#: Marital status as the feature pipeline codes it (the column stays free text).
+MARITAL = ("single", "married", "divorced", "widowed")
 SOURCES = ("police", "lab", "worker", "pharmacy", "other_district")
 
 PERSON_COLUMNS: tuple[Column, ...] = (
@@ -60,7 +65,7 @@ PERSON_COLUMNS: tuple[Column, ...] = (
     Column("prior_compulsory_detox", "int", False, "prior compulsory detox episodes", min_value=0),
     Column("household", "enum", False, "household registration (户籍)", choices=HOUSEHOLDS),
     Column("living", "enum", False, "living situation", choices=LIVING),
-    Column("marital", "string", False, "marital status", free_text=True),
+    Column("marital", "string", False, "marital status", free_text=True, coded=MARITAL),
     Column("education", "string", False, "education", free_text=True),
 )
 

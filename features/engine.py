@@ -97,6 +97,7 @@ def connect(
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")  # no bars in `sunflower train` output
     return con
 
 

@@ -140,10 +140,7 @@ def compile_plan(cat: Catalog, config: LabelConfig) -> Plan:
         t = type_of[tc]
         for rc in range(n_r):
             r = result_of.get(rc)
-            bits = tuple(
-                any(t in f.types and (not f.results or r in f.results) for f in fs)
-                for fs in plan.filters
-            )
+            bits = tuple(any(f.matches(t, r) for f in fs) for fs in plan.filters)
             if not any(bits):
                 continue
             split = rc if t in plan.split_types else -1

@@ -18,14 +18,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from features.catalog import Catalog, EventFilter, FeatureSpec, Missing
-from features.contract import EVENT_RESULTS, EVENT_TYPES, PERSON_COLUMNS
+from features.contract import EVENT_CODED_RESULTS, EVENT_TYPES, PERSON_COLUMNS
 
 DAY_US = 86_400_000_000
 MAX_US = 9_223_372_036_854_775_807
 TYPE_CODES: dict[str, int] = {t: i + 1 for i, t in enumerate(EVENT_TYPES)}
+#: Result -> code, for every result the pipeline codes (contract.EVENT_CODED_RESULTS:
+#: the enforced enumerations, then the home-visit results); 0 = none or other text.
 RESULT_CODES: dict[str, int] = {
-    r: i + 1 for i, r in enumerate(dict.fromkeys(r for rs in EVENT_RESULTS.values() for r in rs))
+    r: i + 1
+    for i, r in enumerate(dict.fromkeys(r for rs in EVENT_CODED_RESULTS.values() for r in rs))
 }
+assert max(RESULT_CODES.values()) < 16, "last_category orders by ts * 16 + result code"
 _REQUIRED = {c.name: c.required for c in PERSON_COLUMNS}
 AS_DAY = f"(n.as_us // {DAY_US})"
 
@@ -52,6 +56,8 @@ def filter_sql(filters: EventFilter | Iterable[EventFilter]) -> str:
         term = f"tc IN ({types})"
         if f.results:
             term += f" AND rc IN ({', '.join(str(RESULT_CODES[r]) for r in f.results)})"
+        if f.not_results:
+            term += f" AND rc NOT IN ({', '.join(str(RESULT_CODES[r]) for r in f.not_results)})"
         parts.append(f"({term})")
     return "(" + " OR ".join(parts) + ")"
 

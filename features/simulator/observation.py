@@ -17,16 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.contract import EVENT_RESULTS, EVENT_TYPES, SOURCES
+from features.contract import EVENT_RESULTS, EVENT_TYPES, HOME_VISIT_RESULTS, SOURCES
 from features.simulator.config import SimConfig
 from features.simulator.hazard import Cov, Static
 from features.simulator.population import DAYS_PER_MONTH
 
 #: Result strings used by the simulator: the contract's enumerations first,
-#: then the free-text notes of home visits.
-RESULTS: tuple[str, ...] = tuple(
-    dict.fromkeys([r for rs in EVENT_RESULTS.values() for r in rs])
-) + ("met", "not_home", "concern", "moving")
+#: then the home-visit notes (known to the contract, not enforced).
+RESULTS: tuple[str, ...] = (
+    tuple(dict.fromkeys([r for rs in EVENT_RESULTS.values() for r in rs])) + HOME_VISIT_RESULTS
+)
 TYPE = {name: i for i, name in enumerate(EVENT_TYPES)}
 RESULT = {name: i for i, name in enumerate(RESULTS)}
 SOURCE = {name: i for i, name in enumerate(SOURCES)}

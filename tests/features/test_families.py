@@ -159,3 +159,53 @@ def test_order_and_index_are_kept_and_unknown_person_is_refused() -> None:
     assert frame["home_visits_all"].tolist() == [1, 0, 0]
     with pytest.raises(ValueError, match="not in persons"):
         build_features(at("2023-04-01", person_id="zz"), persons=ps, events=evs)
+
+
+def test_home_visit_results_and_contact() -> None:
+    visits = [
+        ev("2023-01-20 10:00", "check_in", "attended"),
+        ev("2023-02-01 10:00", "home_visit", "met"),
+        ev("2023-02-10 10:00", "home_visit", "moving"),
+        ev("2023-03-05 10:00", "home_visit", "concern"),
+        ev("2023-03-10 10:00", "home_visit", "a free note"),  # uncoded: a visit, still contact
+        ev("2023-03-15 10:00", "home_visit", "not_home"),
+        ev("2023-03-20 10:00", "home_visit", "not_home"),
+        ev("2023-03-25 10:00", "home_visit", "not_home"),
+    ]
+    row = one(events(*visits), "2023-04-01")
+    assert row["home_visits_30d"] == 5 and row["home_visits_all"] == 7
+    assert (row["home_visits_not_home_30d"], row["home_visits_not_home_365d"]) == (3, 3)
+    assert row["home_visits_not_home_in_a_row"] == 3
+    assert (row["home_visits_moving_90d"], row["home_visits_concern_30d"]) == (1, 1)
+    assert row["home_visits_concern_90d"] == 1
+    assert row["last_home_visit_not_home"] == 1
+    assert row["last_home_visit_met"] + row["last_home_visit_none"] == 0
+    assert row["days_since_home_visit"] == 7
+    # a visit that found nobody at home is not contact: the last is the uncoded visit
+    assert (row["days_since_contact"], row["days_since_contact_imp"]) == (22, 0)
+    met_again = one(events(*visits, ev("2023-03-28 10:00", "home_visit", "met")), "2023-04-01")
+    assert met_again["home_visits_not_home_in_a_row"] == 0
+    assert met_again["last_home_visit_met"] == 1 and met_again["days_since_contact"] == 4
+    only_not_home = one(events(ev("2023-03-15 10:00", "home_visit", "not_home")), "2023-04-01")
+    assert only_not_home["days_since_contact_imp"] == 1
+    assert (
+        only_not_home["days_since_contact"]
+        == (pd.Timestamp("2023-04-01") - pd.Timestamp("2023-01-01")).days
+    )
+    none = one(events(ev("2023-03-15 10:00", "counselling")), "2023-04-01")
+    assert none["last_home_visit_none"] == 1 and none["home_visits_not_home_in_a_row"] == 0
+
+
+@pytest.mark.parametrize(
+    ("marital", "expected"),
+    [
+        ("divorced", {"divorced": 1}),
+        ("single", {"single": 1}),
+        (None, {"unknown": 1}),
+        ("remarried", {}),  # free text outside the coded values: none of the columns
+    ],
+)
+def test_marital_one_hot_with_unknown(marital: str | None, expected: dict[str, int]) -> None:
+    row = one(events(ev("2023-02-01", "counselling")), "2023-04-01", marital=marital)
+    for choice in ("single", "married", "divorced", "widowed", "unknown"):
+        assert row[f"marital_{choice}"] == expected.get(choice, 0), choice

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from features.catalog import load_catalog
 from features.columnar import superseded_at
 from features.config import load_label_config
-from features.contract import EVENT_RESULTS, EVENT_TYPES
+from features.contract import EVENT_CODED_RESULTS, EVENT_RESULTS, EVENT_TYPES
 from features.engine import attach, compute, compute_sql, set_entities
 from features.labels import compute_labels, compute_labels_sql
 from features.sql import MAX_US
@@ -26,16 +26,32 @@ from tests.features.history import events, persons
 BASE = pd.Timestamp("2022-11-01")
 AS_OFS = [pd.Timestamp("2023-03-01"), pd.Timestamp("2023-06-01"), pd.Timestamp("2023-06-01 07:00")]
 PERSONS = persons(
-    {"person_id": "p-1"},
+    {"person_id": "p-1", "marital": "divorced"},
     {"person_id": "p-2", "program_start": "2023-05-01", "first_use_year": None},
-    {"person_id": "p-3", "program_end": "2023-07-01", "household": None, "living": None},
+    {
+        "person_id": "p-3",
+        "program_end": "2023-07-01",
+        "household": None,
+        "living": None,
+        "marital": "remarried",
+    },
 )
+
+
+def _result(t: str, r: int) -> str | None:
+    """An enforced result, or for a type with known-but-optional results one of
+    them, none, or other free text."""
+    if EVENT_RESULTS[t]:
+        return EVENT_RESULTS[t][r % len(EVENT_RESULTS[t])]
+    coded = (*EVENT_CODED_RESULTS.get(t, ()), None, "a free note")
+    return coded[r % len(coded)] if len(coded) > 2 else None
+
 
 _event = st.builds(
     lambda t, day, hour, lag, r, v, pid: {
         "person_id": pid,
         "type": t,
-        "result": (EVENT_RESULTS[t][r % len(EVENT_RESULTS[t])] if EVENT_RESULTS[t] else None),
+        "result": _result(t, r),
         "ts": BASE + pd.Timedelta(days=day, hours=hour),
         "lag": lag,
         "value": float(v) if v else None,
@@ -59,7 +75,7 @@ def _frame(rows: list[dict], corrections: list[tuple[int, int, int]]) -> pd.Data
         if out:
             orig = out[idx % len(out)]
             t = orig["type"]
-            result = EVENT_RESULTS[t][r % len(EVENT_RESULTS[t])] if EVENT_RESULTS[t] else None
+            result = _result(t, r)
             rec = orig["recorded_at"] + pd.Timedelta(hours=lag)
             out.append({**orig, "result": result, "recorded_at": rec})
     return events(
