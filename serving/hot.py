@@ -121,6 +121,8 @@ class HotReader:
             open_, self._open = self._open, []
         for conn in open_:
             try:
+                if self.postgres:  # back to the pool as SQLAlchemy expects it
+                    conn.driver_connection.autocommit = False
                 conn.close()
             except Exception:  # a connection of another thread, or already gone
                 pass
