@@ -37,7 +37,16 @@ import pyarrow.parquet as pq
 
 from features import fast
 from features.catalog import Catalog, load_catalog
-from features.columnar import Events, Persons, load_events, load_persons, mix
+from features.columnar import (
+    Events,
+    Persons,
+    event_digest,
+    load_events,
+    load_persons,
+    lookup_codes,
+    person_digest_hashes,
+    small_pages,
+)
 from features.config import OUTCOMES, LabelConfig, load_label_config
 from features.engine import CHUNK_ROWS, Session, Source, connect, open_session
 from features.labels import compute_labels_sql
@@ -92,22 +101,26 @@ def _xor(values: np.ndarray) -> int:
 
 
 def fingerprint(persons: Persons, events: Events) -> dict[str, Any]:
-    """Counts, latest recorded_at and an order-independent hash of the coded data."""
-    person_hash = pd.util.hash_array(persons.ids.to_numpy())
+    """Counts, latest recorded_at and an order-independent hash of the coded data.
+
+    The event part is :attr:`Events.digest` (folded in while the events were
+    coded, ``load_events(digest=True)``), else computed here.
+    """
     row_hash = pd.util.hash_pandas_object(persons.frame, index=False).to_numpy()
-    acc = 0
-    step = 4_000_000
-    for lo in range(0, len(events), step):  # chunked: bounded temporaries
-        sl = slice(lo, lo + step)
-        with np.errstate(over="ignore"):
-            h = person_hash[events.pidx[sl]]
-            h += events.tc[sl].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-            h += events.rc[sl].astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
-            h += events.ts[sl].view(np.uint64) * np.uint64(0x165667B19E3779F9)
-            h += events.rec[sl].view(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
-            value = np.nan_to_num(events.value[sl], nan=-1.5e300)
-            h += value.view(np.uint64) * np.uint64(0xFF51AFD7ED558CCD)
-            acc ^= _xor(mix(h))
+    acc = events.digest
+    if acc is None:
+        acc, person_hash, step = 0, person_digest_hashes(persons), 4_000_000
+        for lo in range(0, len(events), step):  # chunked: bounded temporaries
+            sl = slice(lo, lo + step)
+            acc ^= event_digest(
+                person_hash,
+                events.pidx[sl],
+                events.tc[sl],
+                events.rc[sl],
+                events.ts[sl],
+                events.rec[sl],
+                events.value[sl],
+            )
     max_rec = events.max_rec
     return {
         "persons": len(persons),
@@ -137,9 +150,30 @@ def run_features_job(
 
     ``threads`` and ``memory_limit`` apply to the DuckDB connection of the SQL
     fallback (derived labels); ``chunk_rows`` caps the entity rows per chunk.
+    Runs with numpy's huge-page advice off (:func:`features.columnar.small_pages`).
     """
     if (as_of is None) == (panel is None):
         raise ValueError("give exactly one of as_of=DATE or panel=(START, END, EVERY)")
+    with small_pages():
+        return _run(
+            persons, events, out, as_of, panel, horizon_days, catalog, config,
+            threads, memory_limit, chunk_rows,
+        )  # fmt: skip
+
+
+def _run(
+    persons: Source,
+    events: Source,
+    out: Path,
+    as_of: str | pd.Timestamp | None,
+    panel: tuple[str | pd.Timestamp, str | pd.Timestamp, str] | None,
+    horizon_days: int | None,
+    catalog: Catalog | None,
+    config: LabelConfig | None,
+    threads: int | None,
+    memory_limit: str | None,
+    chunk_rows: int,
+) -> dict[str, Any]:
     started = time.perf_counter()
     catalog, config = catalog or load_catalog(), config or load_label_config()
     horizon = horizon_days or config.horizon_days
@@ -154,10 +188,10 @@ def run_features_job(
         mark = now
 
     coded_persons = load_persons(persons)
-    coded_events = load_events(events, coded_persons)
+    coded_events = load_events(events, coded_persons, digest=True)
     lap("read_and_code")
     plan = fast.compile_plan(catalog, config)
-    atom_e = plan.table[coded_events.tc, coded_events.rc]
+    atom_e = lookup_codes(plan.table, coded_events.tc, coded_events.rc)
     cols = fast.PersonColumns.of(coded_persons, catalog)
     ent_pidx, ent_as = entity_rows(coded_persons, cols, dates)
     observed = coded_events.max_rec or 0
