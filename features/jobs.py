@@ -25,6 +25,7 @@ import json
 import re
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,11 +42,11 @@ from features.columnar import (
     Events,
     Persons,
     event_digest,
+    job_memory,
     load_events,
     load_persons,
     lookup_codes,
     person_digest_hashes,
-    small_pages,
 )
 from features.config import OUTCOMES, LabelConfig, load_label_config
 from features.engine import CHUNK_ROWS, Session, Source, connect, open_session
@@ -100,13 +101,20 @@ def _xor(values: np.ndarray) -> int:
     return int(np.bitwise_xor.reduce(values)) if len(values) else 0
 
 
-def fingerprint(persons: Persons, events: Events) -> dict[str, Any]:
+def person_rows_digest(persons: Persons) -> int:
+    """XOR of the person rows' hashes (the person part of the snapshot hash)."""
+    return _xor(pd.util.hash_pandas_object(persons.frame, index=False).to_numpy())
+
+
+def fingerprint(persons: Persons, events: Events, person_rows: int | None = None) -> dict[str, Any]:
     """Counts, latest recorded_at and an order-independent hash of the coded data.
 
     The event part is :attr:`Events.digest` (folded in while the events were
-    coded, ``load_events(digest=True)``), else computed here.
+    coded, ``load_events(digest=True)``), else computed here; ``person_rows``
+    is :func:`person_rows_digest` when already computed.
     """
-    row_hash = pd.util.hash_pandas_object(persons.frame, index=False).to_numpy()
+    if person_rows is None:
+        person_rows = person_rows_digest(persons)
     acc = events.digest
     if acc is None:
         acc, person_hash, step = 0, person_digest_hashes(persons), 4_000_000
@@ -128,7 +136,7 @@ def fingerprint(persons: Persons, events: Events) -> dict[str, Any]:
         "max_recorded_at": (
             pd.Timestamp(max_rec, unit="us").isoformat() if max_rec is not None else None
         ),
-        "snapshot_hash": f"{acc ^ _xor(row_hash):016x}",
+        "snapshot_hash": f"{acc ^ person_rows:016x}",
     }
 
 
@@ -150,11 +158,11 @@ def run_features_job(
 
     ``threads`` and ``memory_limit`` apply to the DuckDB connection of the SQL
     fallback (derived labels); ``chunk_rows`` caps the entity rows per chunk.
-    Runs with numpy's huge-page advice off (:func:`features.columnar.small_pages`).
+    Runs inside :func:`features.columnar.job_memory` (freed memory reused, no huge pages).
     """
     if (as_of is None) == (panel is None):
         raise ValueError("give exactly one of as_of=DATE or panel=(START, END, EVERY)")
-    with small_pages():
+    with job_memory():
         return _run(
             persons, events, out, as_of, panel, horizon_days, catalog, config,
             threads, memory_limit, chunk_rows,
@@ -188,6 +196,9 @@ def _run(
         mark = now
 
     coded_persons = load_persons(persons)
+    # one helper thread: the person-row hash while events are read, then the writes
+    helper = ThreadPoolExecutor(1)
+    person_rows = helper.submit(person_rows_digest, coded_persons)
     coded_events = load_events(events, coded_persons, digest=True)
     lap("read_and_code")
     plan = fast.compile_plan(catalog, config)
@@ -207,6 +218,7 @@ def _run(
     out.mkdir(parents=True, exist_ok=True)
     path = out / "features.parquet"
     writer: pq.ParquetWriter | None = None
+    pending: Future[None] | None = None
     status: Counter[str] = Counter()
     per_date: Counter[str] = Counter()
     known: Counter[str] = Counter()
@@ -242,11 +254,17 @@ def _run(
             per_date[str(np.datetime64(day, "D"))] += c
         table = pa.table(arrays)
         writer = writer or pq.ParquetWriter(path, table.schema)
-        writer.write_table(table)
+        if pending is not None:
+            pending.result()  # at most one table waits to be written
+        pending = helper.submit(writer.write_table, table)
         lap("write")
+    if pending is not None:
+        pending.result()
     if writer is not None:
         writer.close()
-    data_print = fingerprint(coded_persons, coded_events)
+    helper.shutdown()
+    lap("write")
+    data_print = fingerprint(coded_persons, coded_events, person_rows.result())
     lap("fingerprint")
     manifest = {
         "job": "features",
