@@ -110,8 +110,12 @@ def _action_from(form: dict[str, str]) -> ActionIn:
     )
 
 
-@router.post("/people/{person_id}/actions")
-async def record(person_id: str, request: Request) -> Response:
+async def _checked_post(request: Request) -> tuple[Visitor, dict[str, str]] | Response:
+    """The visitor and form of a person-page POST, or the page that refuses it.
+
+    Signed out: to sign-in; a stale or forged CSRF token: 403; a role without
+    person reads: the same 404 as a person that does not exist.
+    """
     v = await visitor(request)
     if v is None:
         return to_sign_in(request)
@@ -128,6 +132,15 @@ async def record(person_id: str, request: Request) -> Response:
         )
     if not v.who.reads_persons:
         return not_found(request, v)
+    return v, form
+
+
+@router.post("/people/{person_id}/actions")
+async def record(person_id: str, request: Request) -> Response:
+    checked = await _checked_post(request)
+    if isinstance(checked, Response):
+        return checked
+    v, form = checked
     try:
         body = _action_from(form)
         await run_in_threadpool(record_action, person_id, body, v.who, state_of(request))
@@ -143,22 +156,10 @@ async def record(person_id: str, request: Request) -> Response:
 
 @router.post("/people/{person_id}/what-if")
 async def what_if_page(person_id: str, request: Request) -> Response:
-    v = await visitor(request)
-    if v is None:
-        return to_sign_in(request)
-    form = await _posted(request, v)
-    if form is None:
-        return page(
-            request,
-            "error.html",
-            v.who,
-            v.csrf,
-            403,
-            title="forbidden_title",
-            message="form_expired",
-        )
-    if not v.who.reads_persons:
-        return not_found(request, v)
+    checked = await _checked_post(request)
+    if isinstance(checked, Response):
+        return checked
+    v, form = checked
     view = await _load(request, v, person_id)
     if view is None:
         return not_found(request, v)
