@@ -83,11 +83,21 @@ def simulate(
     out.mkdir(parents=True, exist_ok=True)
     n_days = (end - start).days + 1
     total = n_days + 3
-    pop_seq, main_seq, truth_seq = np.random.SeedSequence(seed).spawn(3)
+    # Four streams: population, hidden world, truth, observation (spawned
+    # children are indexed, so the first three do not depend on the fourth).
+    pop_seq, main_seq, truth_seq, obs_seq = np.random.SeedSequence(seed).spawn(4)
     pop = draw_population(cfg, persons, start.toordinal(), n_days, np.random.default_rng(pop_seq))
     truth_rng = np.random.default_rng(truth_seq) if truth else None
     events, rows = run(
-        cfg, pop, start, n_days, np.random.default_rng(main_seq), truth_rng, progress, total
+        cfg,
+        pop,
+        start,
+        n_days,
+        np.random.default_rng(main_seq),
+        np.random.default_rng(obs_seq),
+        truth_rng,
+        progress,
+        total,
     )
     pid = write_persons(pop, start, out / "persons.parquet")
     n_events = write_events(events, start, pid, out / "events.parquet")

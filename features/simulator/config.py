@@ -22,6 +22,9 @@ Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 Positive = Annotated[float, Field(gt=0.0)]
 NonNeg = Annotated[float, Field(ge=0.0)]
 
+#: What a worker follows up with a home visit within days (observation.follow_up_share).
+FOLLOW_UP_TRIGGERS = ("missed_check_in", "not_home", "concern", "medicine", "family_concern")
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -216,6 +219,22 @@ class Observation(_Model):
     lab_delay_days: tuple[int, int]
     pharmacy_delay_days: tuple[int, int]
     worker_delay_days: tuple[int, int]
+    follow_up_share: dict[str, Prob]
+    follow_up_days: tuple[int, int]
+    watch_days: Annotated[int, Field(ge=0)]
+    watch_visit_factor: Positive
+    family_concern_monthly: NonNeg
+
+    @model_validator(mode="after")
+    def _follow_up(self) -> Observation:
+        if set(self.follow_up_share) != set(FOLLOW_UP_TRIGGERS):
+            raise ValueError(
+                f"observation.follow_up_share must name exactly {sorted(FOLLOW_UP_TRIGGERS)}"
+            )
+        lo, hi = self.follow_up_days
+        if not 1 <= lo <= hi:
+            raise ValueError("observation.follow_up_days must be [lo, hi] with 1 <= lo <= hi")
+        return self
 
 
 class Truth(_Model):

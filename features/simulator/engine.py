@@ -9,7 +9,10 @@ anything happens that day. Each day, in order: entries; the truth snapshot (on
 the 1st); scheduled changes (lost-contact flags, restored contact, exits after
 a positive test); tests; exits; absconding; the planned end; routine traces;
 then the use state moves (abstinent <-> using). :mod:`features.simulator.truth`
-integrates exactly this order.
+integrates exactly this order. Everything the event buffer draws (routine
+traces, the worker's reactions, times of day, recording delays) comes from
+a separate observation stream, so the hidden world (states, tests, exits,
+flags) of a seed is the same however densely it is observed.
 
 Person status codes: 0 not yet entered, 1 in contact, 2 absconded (not yet
 flagged), 3 lost (flagged), 4 awaiting exit after a positive test, 5 exited.
@@ -34,6 +37,7 @@ from features.simulator.hazard import (
 )
 from features.simulator.observation import (
     EVENING,
+    NO_FOLLOW_UP,
     RESULT,
     EventBuffer,
     Today,
@@ -70,10 +74,14 @@ def month_starts(start: date, first: int, last: int) -> list[int]:
 
 
 class _Sim:
-    def __init__(self, cfg: SimConfig, pop: Population, start: date, n_days: int, rng) -> None:
+    def __init__(
+        self, cfg: SimConfig, pop: Population, start: date, n_days: int, rng, obs_rng
+    ) -> None:
         self.cfg, self.pop, self.start, self.n_days, self.rng = cfg, pop, start, n_days, rng
         n = len(pop)
-        self.buf = EventBuffer(rng)
+        self.buf = EventBuffer(obs_rng)
+        self.follow_up = np.full(n, NO_FOLLOW_UP, dtype=np.int32)
+        self.watch_until = np.full(n, -1, dtype=np.int32)
         self.status = np.zeros(n, dtype=np.int8)
         self.using = np.zeros(n, dtype=bool)
         self.flag_day = np.zeros(n, dtype=np.int32)
@@ -89,6 +97,7 @@ class _Sim:
         st_all = Static.of(pop, idx)
         status, using = self.status[idx], self.using[idx]
         flag, restore, exit_day = self.flag_day[idx], self.restore_day[idx], self.exit_day[idx]
+        follow_up, watch_until = self.follow_up[idx], self.watch_until[idx]
         entry, end, release = self.entry_day[idx], pop.end_day[idx], pop.release_day[idx]
         dsr = np.maximum(b, pop.start_day[idx]) - release
         cov = {name: self.cov[name][idx] for name in COVARIATES}
@@ -178,6 +187,8 @@ class _Sim:
                 absconded=absconded,
                 check_in_due=(((d - release) % interval) == 0) | (ent & pop.transfer_in[idx]),
                 mobility=cov["mobility"],
+                follow_up=follow_up,
+                watch_until=watch_until,
             )
             emit_traces(buf, cfg, traces, today)
             moving = (status >= IN_CONTACT) & (status < EXITED)
@@ -187,6 +198,7 @@ class _Sim:
             )
         self.status[idx], self.using[idx] = status, using
         self.flag_day[idx], self.restore_day[idx], self.exit_day[idx] = flag, restore, exit_day
+        self.follow_up[idx], self.watch_until[idx] = follow_up, watch_until
         for name in COVARIATES:
             self.cov[name][idx] = cov[name]
 
@@ -265,12 +277,16 @@ def run(
     start: date,
     n_days: int,
     rng: np.random.Generator,
+    obs_rng: np.random.Generator,
     truth_rng: np.random.Generator | None,
     progress: Callable[[int, int], None] | None = None,
     total_steps: int | None = None,
 ) -> tuple[dict[str, np.ndarray], TruthRows | None]:
-    """Simulate the period; returns event columns and (if asked) truth rows."""
-    sim = _Sim(cfg, pop, start, n_days, rng)
+    """Simulate the period; returns event columns and (if asked) truth rows.
+
+    ``rng`` drives the hidden world, ``obs_rng`` what is recorded of it.
+    """
+    sim = _Sim(cfg, pop, start, n_days, rng, obs_rng)
     firsts = month_starts(start, 0, n_days)
     bounds = sorted({0, *firsts, n_days})
     truth = TruthRows() if truth_rng is not None else None

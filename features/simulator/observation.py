@@ -7,8 +7,13 @@ turns them into the contract's columns. :func:`trace_rates` gives, for a
 calendar month, the daily chance of each routine observation (check-in
 missed, home visit and its note, counselling, peer education, family contact,
 controlled-medicine purchase, leave notice) for a person abstinent or using;
-:func:`emit_traces` draws one day of them. None of these observations feeds
-back into the hidden state: they are honest, noisy traces of it.
+:func:`emit_traces` draws one day of them, including the worker's reaction
+to warning signs (a follow-up home visit within days, more frequent routine
+visits while the person is on the watch list), kept per person in
+:class:`Today`'s ``follow_up`` and ``watch_until`` arrays. None of these
+observations feeds back into the hidden state: they are honest, noisy traces
+of it, drawn from their own random stream (so the hidden world of a seed does
+not depend on how densely it is observed).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.contract import EVENT_RESULTS, EVENT_TYPES, HOME_VISIT_RESULTS, SOURCES
-from features.simulator.config import SimConfig
+from features.simulator.config import FOLLOW_UP_TRIGGERS, SimConfig
 from features.simulator.hazard import Cov, Static
 from features.simulator.population import DAYS_PER_MONTH
 
@@ -32,6 +37,8 @@ RESULT = {name: i for i, name in enumerate(RESULTS)}
 SOURCE = {name: i for i, name in enumerate(SOURCES)}
 
 HOUR = 3600
+#: ``Today.follow_up`` value for "no follow-up visit planned".
+NO_FOLLOW_UP = np.iinfo(np.int32).max
 DAYTIME = (8 * HOUR + 1800, 17 * HOUR + 1800)
 EVENING = (18 * HOUR, 23 * HOUR)
 
@@ -136,6 +143,7 @@ class TraceRates:
     missed_a: np.ndarray
     missed_u: np.ndarray
     visit: np.ndarray
+    visit_watched: np.ndarray
     not_home_a: np.ndarray
     not_home_u: np.ndarray
     concern_a: np.ndarray
@@ -149,6 +157,7 @@ class TraceRates:
     medicine_u: np.ndarray
     leave_a: np.ndarray
     leave_u: np.ndarray
+    family_concern_u: np.ndarray
 
 
 def trace_rates(cfg: SimConfig, st: Static, cov: Cov, load_factor: np.ndarray) -> TraceRates:
@@ -184,6 +193,7 @@ def trace_rates(cfg: SimConfig, st: Static, cov: Cov, load_factor: np.ndarray) -
         missed_a=missed_a,
         missed_u=_combine(missed_a, miss["using"]),
         visit=_per_day(visits),
+        visit_watched=_per_day(visits * o.watch_visit_factor),
         not_home_a=not_home_a,
         not_home_u=_combine(not_home_a, nh["using"]),
         concern_a=concern_a,
@@ -197,6 +207,7 @@ def trace_rates(cfg: SimConfig, st: Static, cov: Cov, load_factor: np.ndarray) -
         medicine_u=_per_day(med_a + med["using"] * opioid),
         leave_a=_per_day(leave_a),
         leave_u=_per_day(leave_a + lv["using"]),
+        family_concern_u=_per_day(o.family_concern_monthly * cov["family_support"]),
     )
 
 
@@ -211,23 +222,31 @@ class Today:
     absconded: np.ndarray
     check_in_due: np.ndarray
     mobility: np.ndarray
+    #: day of the planned follow-up visit (NO_FOLLOW_UP if none); updated in place
+    follow_up: np.ndarray
+    #: last day on the worker's watch list (< day if not on it); updated in place
+    watch_until: np.ndarray
 
 
 def emit_traces(buf: EventBuffer, cfg: SimConfig, tr: TraceRates, t: Today) -> None:
-    """Draw one day of routine observations into the buffer."""
+    """Draw one day of routine observations and the worker's reactions into the buffer."""
     o, rng, d, u = cfg.observation, buf.rng, t.day, t.using
-    draw = rng.random((10, len(u)), dtype=np.float32)
+    draw = rng.random((11, len(u)), dtype=np.float32)
     lag = o.worker_delay_days
-    due = t.check_in_due & (t.in_contact | t.absconded)
+    reachable = t.in_contact | t.absconded
+    due = t.check_in_due & reachable
     missed = t.absconded | (draw[0] < np.where(u, tr.missed_u, tr.missed_a))
     result = np.where(missed, RESULT["missed"], RESULT["attended"])
     buf.add(t.person[due], d, "check_in", "worker", result[due], delay_days=lag)
-    visit = t.in_contact & (draw[1] < tr.visit)
+    watched = t.watch_until >= d
+    routine = t.in_contact & (draw[1] < np.where(watched, tr.visit_watched, tr.visit))
     tried = t.absconded & (draw[1] < o.absconded_home_visit_daily)
-    visit |= tried
+    follow = reachable & (t.follow_up == d)
+    t.follow_up[t.follow_up <= d] = NO_FOLLOW_UP
+    visit = routine | tried | follow
     v = np.flatnonzero(visit)
     uv = u[v]
-    not_home = tried[v] | (draw[2, v] < np.where(uv, tr.not_home_u[v], tr.not_home_a[v]))
+    not_home = t.absconded[v] | (draw[2, v] < np.where(uv, tr.not_home_u[v], tr.not_home_a[v]))
     moving = ~not_home & (draw[3, v] < tr.moving[v])
     concern = ~not_home & ~moving & (draw[4, v] < np.where(uv, tr.concern_u[v], tr.concern_a[v]))
     note = np.select(
@@ -240,11 +259,12 @@ def emit_traces(buf: EventBuffer, cfg: SimConfig, tr: TraceRates, t: Today) -> N
     buf.add(t.person[counsel], d, "counselling", "worker", delay_days=lag)
     peer = t.in_contact & (draw[6] < tr.peer)
     buf.add(t.person[peer], d, "peer_education", "worker", delay_days=lag)
+    worried = t.in_contact & u & (draw[10] < tr.family_concern_u)
     family = (t.in_contact & (draw[7] < tr.family)) | (
         t.absconded & (draw[7] < o.absconded_family_contact_daily)
     )
-    buf.add(t.person[family], d, "family_contact", "worker", delay_days=lag)
-    medicine = (t.in_contact | t.absconded) & (draw[8] < np.where(u, tr.medicine_u, tr.medicine_a))
+    buf.add(t.person[family | worried], d, "family_contact", "worker", delay_days=lag)
+    medicine = reachable & (draw[8] < np.where(u, tr.medicine_u, tr.medicine_a))
     if medicine.any():
         q = o.medicine_quantity_mean
         mean = np.where(u[medicine], q["using"], q["abstinent"])
@@ -259,3 +279,26 @@ def emit_traces(buf: EventBuffer, cfg: SimConfig, tr: TraceRates, t: Today) -> N
         buf.add(
             t.person[leave], d, "leave_notice", "worker", value=away.astype(float), delay_days=lag
         )
+    signs = {name: np.zeros(len(u), dtype=bool) for name in FOLLOW_UP_TRIGGERS}
+    signs["missed_check_in"] = due & missed
+    signs["not_home"][v[not_home]] = True
+    signs["concern"][v[concern]] = True
+    signs["medicine"] = medicine
+    signs["family_concern"] = worried
+    _react(rng, o, d, signs, v[moving], t)
+
+
+def _react(rng, o, d: int, signs: dict[str, np.ndarray], moving: np.ndarray, t: Today) -> None:
+    """The worker's reaction to today's warning signs: follow-up visits and the watch list."""
+    n = len(t.using)
+    chance = np.zeros(n)
+    for name, hit in signs.items():
+        chance = np.where(hit, 1 - (1 - chance) * (1 - o.follow_up_share[name]), chance)
+    seen = chance > 0
+    seen[moving] = True
+    t.watch_until[seen] = np.maximum(t.watch_until[seen], d + o.watch_days)
+    go = np.flatnonzero(rng.random(n) < chance)
+    if len(go):
+        lo, hi = o.follow_up_days
+        when = (d + rng.integers(lo, hi + 1, len(go))).astype(np.int32)
+        t.follow_up[go] = np.minimum(t.follow_up[go], when)

@@ -1,0 +1,292 @@
+"""Quality on simulated districts against the oracle, and the observable ceiling (issue 5).
+
+Run: ``python -m benchmarks.quality_ceiling [--seeds 20261128 1 2] [--persons 3000]
+[--sim-config PATH] [--model-config PATH] [--outcomes relapse loss_of_contact]
+[--keep DIR] [--json PATH]``. Not part of ``make bench`` (it measures quality,
+not speed) and imported by nothing else.
+
+For each seed it simulates the demo district (``make run``'s defaults:
+3,000 persons, 2023-01-01..2025-12-31), builds the training panel and runs
+every fold exactly as ``sunflower train`` does (:func:`models.train.fit_fold`),
+then prints per fold and outcome:
+
+* the label-based model/oracle ratios of ROC AUC and precision@10% (the
+  issue's target) and LightGBM against the logistic and rule baselines;
+* the *expected* ratios: the same metrics with each test row counted as
+  positive with weight p and negative with weight 1 - p (p = the simulator's
+  truth). They measure the ranking without the label noise of one quarter's
+  few dozen positives;
+* the label-noise band of the model's label-based ratios: labels redrawn from
+  p on the same test rows (``--draws`` times), 10th-90th percentile. A target
+  met only at the top of this band is met by luck;
+* the observable ceiling: a LightGBM regressor (cross-entropy objective) fitted
+  to the *true p* of the training rows with early stopping on the validation
+  rows — a noise-free target, the best these features could learn — scored
+  the same ways.
+
+The truth is used only to measure and as the ceiling regressor's target; it is
+never a model input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any, cast
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+from sklearn.metrics import roc_auc_score
+
+from features.config import OUTCOMES
+from features.simulator import simulate
+from features.simulator.config import SimConfig
+from features.simulator.config import load_config as load_sim_config
+from models.config import ModelConfig, Outcome
+from models.config import load_config as load_model_config
+from models.metrics import select_top
+from models.panel import Fold, Panel, build_panel, load_dir, make_folds
+from models.train import fit_fold, xy
+
+START, END = date(2023, 1, 1), date(2025, 12, 31)
+
+
+def expected_auc(score: np.ndarray, p: np.ndarray) -> float:
+    """ROC AUC with each row positive with weight p and negative with weight 1 - p."""
+    n = len(score)
+    y = np.r_[np.ones(n), np.zeros(n)]
+    return float(roc_auc_score(y, np.r_[score, score], sample_weight=np.r_[p, 1 - p]))
+
+
+def top_mask(score: np.ndarray, as_of: np.ndarray, cfg: ModelConfig) -> np.ndarray:
+    """The top share of each day's list, ties broken at random as the metrics do."""
+    frac = cfg.metrics.top_fraction
+    mask, _ = select_top(
+        score,
+        np.zeros(len(score), dtype=int),
+        as_of,
+        lambda n: math.ceil(frac * n),
+        "random",
+        cfg.metrics.tie_seed,
+    )
+    return mask
+
+
+def _auc_from_ranks(ranks: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """AUC of one score (its average ranks) against each row of a 0/1 label matrix."""
+    n1 = y.sum(axis=1)
+    n0 = y.shape[1] - n1
+    return (y @ ranks - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def label_noise_band(
+    score: np.ndarray, p: np.ndarray, as_of: np.ndarray, cfg: ModelConfig, draws: int, seed: int
+) -> dict[str, list[float]]:
+    """10th/50th/90th percentiles of label-based ratios when labels are redrawn from p."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random((draws, len(p))) < p).astype(float)
+    auc = _auc_from_ranks(rankdata(score), y) / _auc_from_ranks(rankdata(p), y)
+    sel_m, sel_o = top_mask(score, as_of, cfg), top_mask(p, as_of, cfg)
+    prec = y[:, sel_m].mean(axis=1) / y[:, sel_o].mean(axis=1)
+    q = [10, 50, 90]
+    return {
+        "roc_auc": np.percentile(auc, q).round(4).tolist(),
+        "precision_at_10pct": np.percentile(prec, q).round(4).tolist(),
+    }
+
+
+def fit_ceiling(panel: Panel, fold: Fold, outcome: str, cfg: ModelConfig) -> lgb.Booster:
+    """LightGBM on the true p of the training rows (early stopping on the validation rows)."""
+    names, target = panel.feature_names, f"p_{outcome}"
+    train, valid = (
+        rows[rows[target].notna()]
+        for rows in (panel.rows(outcome, fold.train), panel.rows(outcome, fold.valid))
+    )
+    c = cfg.lightgbm
+    params = {
+        **c.params,
+        "objective": "cross_entropy",
+        "num_threads": c.threads,
+        "seed": c.seed,
+        "deterministic": True,
+        "verbose": -1,
+    }
+    dtrain = lgb.Dataset(xy(train, names, outcome)[0], train[target].to_numpy(float))
+    dvalid = lgb.Dataset(
+        xy(valid, names, outcome)[0], valid[target].to_numpy(float), reference=dtrain
+    )
+    return lgb.train(
+        params,
+        dtrain,
+        num_boost_round=c.num_boost_round,
+        valid_sets=[dvalid],
+        callbacks=[lgb.early_stopping(c.early_stopping_rounds, verbose=False)],
+    )
+
+
+def _ratios(score: np.ndarray, y: np.ndarray, p: np.ndarray, as_of: np.ndarray, cfg) -> dict:
+    """Label-based and expected ratios of one score against the oracle p."""
+    sel_m, sel_o = top_mask(score, as_of, cfg), top_mask(p, as_of, cfg)
+    return {
+        "auc": roc_auc_score(y, score) / roc_auc_score(y, p),
+        "p10": y[sel_m].mean() / y[sel_o].mean(),
+        "e_auc": expected_auc(score, p) / expected_auc(p, p),
+        "e_p10": p[sel_m].mean() / p[sel_o].mean(),
+    }
+
+
+def without_reaction(cfg: SimConfig) -> SimConfig:
+    """The same world observed without the worker's reactions (sim-1's observation)."""
+    o = cfg.observation
+    if not hasattr(o, "follow_up_share"):
+        return cfg
+    quiet = o.model_copy(
+        update={
+            "follow_up_share": dict.fromkeys(o.follow_up_share, 0.0),
+            "watch_visit_factor": 1.0,
+            "family_concern_monthly": 0.0,
+        }
+    )
+    version = f"{cfg.config_version}-no-reaction"
+    return cfg.model_copy(update={"observation": quiet, "config_version": version})
+
+
+def evaluate_district(
+    directory: Path, cfg: ModelConfig, outcomes: list[str], draws: int, say
+) -> list[dict[str, Any]]:
+    """Every fold of every outcome on one simulated district."""
+    panel = build_panel(load_dir(directory), cfg)
+    folds = make_folds(panel.dates, panel.cutoff, panel.horizon_days, cfg.folds)
+    out = []
+    for outcome in outcomes:
+        for fold in folds:
+            say(f"  {outcome} fold {fold.index}")
+            res = fit_fold(panel, fold, cast("Outcome", outcome), cfg)
+            test = res.test[res.test[f"p_{outcome}"].notna()]  # as score_rows does
+            Xt, y = xy(test, panel.feature_names, outcome)
+            p = test[f"p_{outcome}"].to_numpy(float)
+            as_of = test["as_of"].to_numpy()
+            model = res.predictor.predict(Xt)
+            ceiling = np.asarray(fit_ceiling(panel, fold, outcome, cfg).predict(Xt))
+            m = res.metrics
+            out.append(
+                {
+                    "outcome": outcome,
+                    "fold": fold.index,
+                    "test": fold.describe()["test"],
+                    "rows": int(len(y)),
+                    "rows_without_truth": int(len(res.test) - len(test)),
+                    "positives": int(y.sum()),
+                    "ratio_auc": res.ratios["roc_auc"],
+                    "ratio_p10": res.ratios["precision_at_10pct"],
+                    "model": _ratios(model, y, p, as_of, cfg),
+                    "ceiling": _ratios(ceiling, y, p, as_of, cfg),
+                    "noise_band": label_noise_band(model, p, as_of, cfg, draws, fold.index),
+                    "auc": {k: m[k]["roc_auc"] for k in ("lightgbm", "logistic", "rule", "oracle")},
+                    "p10": {
+                        k: m[k]["precision_at_10pct"]
+                        for k in ("lightgbm", "logistic", "rule", "oracle")
+                    },
+                    "beats_baselines": res.beats_baselines(),
+                }
+            )
+    return out
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'seed':>9} {'outcome':<16}{'f':>2} {'pos':>4}  {'AUC r':>6} {'P10 r':>6}  "
+        f"{'E-AUC':>6} {'E-P10':>6}  {'noise band P10 r':>17}  {'ceil AUC':>8} {'ceil P10':>8} "
+        f"{'ceil E-AUC':>10} {'ceil E-P10':>10}  {'lgb/log/rule AUC':>20}  beats"
+    )
+    lines = [head]
+    for r in rows:
+        band = r["noise_band"]["precision_at_10pct"]
+        a = r["auc"]
+        lines.append(
+            f"{r['seed']:>9} {r['outcome']:<16}{r['fold']:>2} {r['positives']:>4}  "
+            f"{r['ratio_auc']:>6.3f} {r['ratio_p10']:>6.3f}  "
+            f"{r['model']['e_auc']:>6.3f} {r['model']['e_p10']:>6.3f}  "
+            f"{band[0]:>8.3f}-{band[2]:<8.3f}  "
+            f"{r['ceiling']['auc']:>8.3f} {r['ceiling']['p10']:>8.3f} "
+            f"{r['ceiling']['e_auc']:>10.3f} {r['ceiling']['e_p10']:>10.3f}  "
+            f"{a['lightgbm']:.3f}/{a['logistic']:.3f}/{a['rule']:.3f}  "
+            f"{'yes' if r['beats_baselines'] else 'NO'}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[20261128])
+    ap.add_argument("--persons", type=int, default=3000)
+    ap.add_argument("--sim-config", type=Path, default=None, help="simulator YAML")
+    ap.add_argument(
+        "--no-reaction",
+        action="store_true",
+        help="switch the worker's reactions off (no follow-up visits, no watch list, no "
+        "family calls): sim-1's observation on the same hidden world",
+    )
+    ap.add_argument("--model-config", type=Path, default=None, help="model YAML")
+    ap.add_argument("--outcomes", nargs="+", default=list(OUTCOMES), choices=OUTCOMES)
+    ap.add_argument("--draws", type=int, default=400, help="label redraws for the noise band")
+    ap.add_argument("--keep", type=Path, default=None, help="keep districts under DIR")
+    ap.add_argument("--json", type=Path, default=None, help="write every figure to PATH")
+    args = ap.parse_args(argv)
+    sim_cfg = load_sim_config(args.sim_config)
+    if args.no_reaction:
+        sim_cfg = without_reaction(sim_cfg)
+    cfg = load_model_config(args.model_config)
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
+        for seed in args.seeds:
+            out = root / f"{sim_cfg.config_version}_{seed}"
+            began = time.perf_counter()
+            if not (out / "truth.parquet").exists():
+                simulate(args.persons, START, END, seed=seed, out=out, config=sim_cfg)
+            say(f"seed {seed}: {sim_cfg.config_version}, district in {out}")
+            for r in evaluate_district(out, cfg, args.outcomes, args.draws, say):
+                rows.append({"seed": seed, "sim": sim_cfg.config_version, **r})
+            say(f"seed {seed}: {time.perf_counter() - began:.0f} s")
+    print(
+        f"# simulator {sim_cfg.config_version}, models {cfg.config_version}, {args.persons} persons"
+    )
+    print(_table(rows))
+    frame = pd.DataFrame(
+        [
+            {
+                "outcome": r["outcome"],
+                "fold": r["fold"],
+                "auc": r["ratio_auc"],
+                "p10": r["ratio_p10"],
+                "e_auc": r["model"]["e_auc"],
+                "e_p10": r["model"]["e_p10"],
+                "ceil_e_auc": r["ceiling"]["e_auc"],
+                "ceil_e_p10": r["ceiling"]["e_p10"],
+            }
+            for r in rows
+        ]
+    )
+    if len(args.seeds) > 1:
+        print("\n# mean (min-max) over seeds")
+        print(frame.groupby(["outcome", "fold"]).agg(["mean", "min", "max"]).round(3).to_string())
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
