@@ -5,15 +5,22 @@ Contract: :data:`metadata` declares the tables (the migrations in
 head); :func:`make_engine` opens the database named by settings (SQLite file by
 default, PostgreSQL when ``SUNFLOWER_DATABASE_URL`` says so);
 :func:`load_persons` and :func:`load_events` read the tables back in the
-canonical form of :mod:`features.contract`. Times are stored as naive
-Asia/Shanghai local time. Nothing connects at import time.
+canonical form of :mod:`features.contract`. :func:`load_event_columns` reads
+the columns a feature job needs (no event_id, no source) in a lean form for
+large tables: string columns as pandas categoricals, times as
+``datetime64[us]``, read through the DB-API cursor in chunks and coded as they
+arrive (no per-row pandas strings; 1.8 M events in ~4 s on SQLite instead of
+~13 s through ``read_sql``). Times are stored as naive Asia/Shanghai local
+time. Nothing connects at import time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from alembic import command
@@ -161,3 +168,131 @@ def load_events(engine: Engine, recorded_before: pd.Timestamp | None = None) -> 
         frame[name] = pd.to_datetime(frame[name]).astype("datetime64[us]")
     frame["value"] = frame["value"].astype("float64")
     return frame
+
+
+#: Rows fetched from the cursor at a time by :func:`load_event_columns`.
+FETCH_ROWS = 200_000
+#: Stored text of a datetime on SQLite (SQLAlchemy's format), and its width.
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+_PG_TIME = "YYYY-MM-DD HH24:MI:SS.US"
+
+
+def load_event_columns(engine: Engine, recorded_before: pd.Timestamp | None = None) -> pd.DataFrame:
+    """person_id, ts, recorded_at, type, result, value of the stored events, lean form.
+
+    The same rows and values as :func:`load_events` (optionally only those
+    recorded before a time), in no particular order: ``person_id``, ``type``
+    and ``result`` as pandas categoricals (missing result: NaN), ``ts`` and
+    ``recorded_at`` as ``datetime64[us]``, ``value`` as float64. For jobs over
+    many events (the feature engine codes categoricals per category, not per
+    row).
+    """
+    where, params = "", ()  # type: tuple[str, tuple[Any, ...]]
+    postgres = engine.dialect.name == "postgresql"
+    ts_sql, rec_sql = (
+        (f"to_char(ts, '{_PG_TIME}')", f"to_char(recorded_at, '{_PG_TIME}')")
+        if postgres
+        else ("ts", "recorded_at")
+    )
+    if recorded_before is not None:
+        before = pd.Timestamp(recorded_before).to_pydatetime()
+        where = " WHERE recorded_at < " + ("%s" if postgres else "?")
+        params = (before if postgres else before.strftime(_SQLITE_TIME),)
+    # recorded_at is usually ts: NULL then (no string made), filled with ts below
+    sql = (
+        f"SELECT person_id, {ts_sql}, CASE WHEN recorded_at = ts THEN NULL ELSE {rec_sql} END, "
+        f"type, result, value FROM events{where}"
+    )
+    coders = [_Coder(), _Coder(), _Coder()]
+    parts: list[tuple[np.ndarray, ...]] = []
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        for rows in _fetch(driver, sql, params, postgres):
+            person, ts, rec, kind, result, value = zip(*rows, strict=True)
+            ts_us = _micros(ts)
+            rec_us = ts_us.copy()
+            later = [i for i, v in enumerate(rec) if v is not None]
+            if later:
+                rec_us[later] = _micros([rec[i] for i in later])
+            parts.append(
+                (
+                    coders[0].codes(person),
+                    ts_us,
+                    rec_us,
+                    coders[1].codes(kind),
+                    coders[2].codes(result),
+                    np.array(value, dtype=np.float64),
+                )
+            )
+    columns = [np.concatenate([p[i] for p in parts]) if parts else None for i in range(6)]
+    empty = np.empty(0, np.int64)
+
+    def times(a: np.ndarray | None) -> np.ndarray:
+        return (empty if a is None else a).view("datetime64[us]")
+
+    return pd.DataFrame(
+        {
+            "person_id": coders[0].categorical(columns[0]),
+            "ts": times(columns[1]),
+            "recorded_at": times(columns[2]),
+            "type": coders[1].categorical(columns[3]),
+            "result": coders[2].categorical(columns[4]),
+            "value": np.empty(0) if columns[5] is None else columns[5],
+        },
+        copy=False,
+    )
+
+
+def _fetch(driver: Any, sql: str, params: tuple, postgres: bool) -> Iterator[list[tuple]]:
+    """Rows in lists of ``FETCH_ROWS`` (a server-side cursor on PostgreSQL)."""
+    cursor = driver.cursor(name="sunflower_events") if postgres else driver.cursor()
+    try:
+        if postgres:
+            cursor.itersize = FETCH_ROWS
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            yield rows
+    finally:
+        cursor.close()
+
+
+class _Coder:
+    """Codes a column's values chunk by chunk against one growing category list."""
+
+    def __init__(self) -> None:
+        self.index: dict[object, int] = {}
+
+    def codes(self, values: Sequence[object]) -> np.ndarray:
+        local, uniques = pd.factorize(np.array(values, dtype=object))
+        to_global = np.array([self.index.setdefault(v, len(self.index)) for v in uniques] + [-1])
+        return to_global[local].astype(np.int32)  # factorize's -1 (None) -> last: -1
+
+    def categorical(self, codes: np.ndarray | None) -> pd.Categorical:
+        categories = pd.Index(list(self.index), dtype=object)
+        return pd.Categorical.from_codes(
+            np.empty(0, np.int32) if codes is None else codes, categories=categories
+        )
+
+
+def _micros(values: Sequence[str]) -> np.ndarray:
+    """Stored datetime texts as int64 microseconds.
+
+    Texts of one width (SQLite's stored form, PostgreSQL's ``to_char``) are
+    parsed by numpy's ISO parser from one joined buffer; anything else by pandas.
+    """
+    n = len(values)
+    try:
+        joined = "".join(values)
+    except TypeError:  # not all texts
+        joined = ""
+    if joined and joined.isascii():
+        width = len(values[0])
+        if bool((np.fromiter(map(len, values), np.int64, n) == width).all()):
+            try:
+                parsed = np.frombuffer(joined.encode("ascii"), f"S{width}")
+                return parsed.astype("datetime64[us]").view(np.int64)
+            except ValueError:
+                pass  # not ISO text: pandas says what is wrong, or copes
+    stamps = pd.to_datetime(pd.Series(list(values), dtype=object), format="ISO8601")
+    stamps = stamps.astype("datetime64[us]")
+    return stamps.to_numpy().view(np.int64)

@@ -20,8 +20,10 @@ morning list reflects what was known at midnight (DESIGN §3).
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -35,7 +37,7 @@ from sqlalchemy.engine import Engine
 from features.catalog import load_catalog
 from features.config import load_label_config
 from features.engine import attach, compute, connect, set_entities
-from features.store import load_events, load_persons
+from features.store import load_event_columns, load_persons
 from serving.alerts import (
     ALERT_BITS,
     COHORT_BITS,
@@ -47,7 +49,7 @@ from serving.alerts import (
 from serving.bands import band_words, bands_of
 from serving.champions import ChampionLike
 from serving.db import migrate, score_runs
-from serving.explain import body_of, explain_rows, model_ref, top_spec
+from serving.explain import TOP_K, BodyWriter, body_of, explain_batch, model_ref, top_spec
 from serving.publish import publish_run
 
 Progress = Callable[[str], None]
@@ -84,8 +86,8 @@ def features_at(
     return active, status
 
 
-def previous_scores(engine: Engine, day: pd.Timestamp) -> dict[str, pd.DataFrame]:
-    """The latest published run before ``day``: outcome -> frame(person_id, p, band)."""
+def previous_scores(engine: Engine, day: pd.Timestamp) -> dict[str, dict[str, tuple[float, int]]]:
+    """The latest published run before ``day``: outcome -> person_id -> (p, band)."""
     with engine.connect() as conn:
         run = conn.execute(
             sa.select(score_runs.c.id)
@@ -95,17 +97,49 @@ def previous_scores(engine: Engine, day: pd.Timestamp) -> dict[str, pd.DataFrame
         ).scalar()
         if run is None:
             return {}
-        frame = pd.read_sql_query(
-            sa.text("SELECT outcome, person_id, p, band FROM scores WHERE run_id = :r"),
-            conn,
-            params={"r": run},
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        mark = "%s" if engine.dialect.name == "postgresql" else "?"
+        cursor.execute(
+            f"SELECT outcome, person_id, p, band FROM scores WHERE run_id = {mark}", (run,)
         )
-    return {str(o): g.set_index("person_id") for o, g in frame.groupby("outcome")}
+        rows = cursor.fetchall()
+        cursor.close()
+    out: dict[str, dict[str, tuple[float, int]]] = {}
+    for outcome, person_id, p, band in rows:
+        out.setdefault(str(outcome), {})[person_id] = (p, band)
+    return out
 
 
-def _ranks(frame: pd.DataFrame, by: list[str]) -> np.ndarray:
-    order = frame.sort_values(["p", "person_id"], ascending=[False, True], kind="stable")
-    return order.groupby(by, sort=False).cumcount().reindex(frame.index).to_numpy() + 1
+def _ranks(p: np.ndarray, groups: np.ndarray, tie: np.ndarray) -> list[int]:
+    """1-based rank within each group by p descending, ties by ``tie`` (person_id order)."""
+    order = np.lexsort((tie, -p, groups))
+    g = groups[order]
+    first = np.ones(len(g), bool)
+    first[1:] = g[1:] != g[:-1]
+    starts = np.flatnonzero(first)
+    run = np.repeat(starts, np.diff(np.append(starts, len(g))))
+    ranks = np.empty(len(g), np.int64)
+    ranks[order] = np.arange(len(g)) - run + 1
+    return ranks.tolist()
+
+
+def _group_codes(*columns: pd.Series) -> np.ndarray:
+    key = columns[0] if len(columns) == 1 else pd.MultiIndex.from_arrays(columns)
+    return np.asarray(pd.factorize(key, use_na_sentinel=False)[0], dtype=np.int64)
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic collector paused: the job makes millions of acyclic objects (rows,
+    dicts, strings) that reference counting frees; full collections re-scanning
+    them cost seconds and free nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def score_date(
@@ -117,15 +151,25 @@ def score_date(
     progress: Progress | None = None,
 ) -> RunSummary:
     """Score the cohort at ``as_of`` with ``champions`` and publish the run."""
+    with _no_gc():
+        return _score_date(engine, as_of, champions, rules or AlertRules(), progress)
+
+
+def _score_date(
+    engine: Engine,
+    as_of: date,
+    champions: Mapping[str, ChampionLike],
+    rules: AlertRules,
+    progress: Progress | None,
+) -> RunSummary:
     say = progress or (lambda _msg: None)
-    rules = rules or AlertRules()
     started, clock = time.perf_counter(), {}
     t = started
     migrate(engine)
     day = pd.Timestamp(as_of)
     say("loading persons and events")
     persons = load_persons(engine)
-    events = load_events(engine, recorded_before=day)
+    events = load_event_columns(engine, recorded_before=day)
     clock["load"], t = time.perf_counter() - t, time.perf_counter()
     say("building features")
     feats, status = features_at(persons, events, day)
@@ -138,6 +182,7 @@ def score_date(
     say("alerts")
     alert_rows = compute_alerts(who, events, day, rules)
     cohorts = cohort_flags(who, events, day, rules).to_numpy()
+    del events
     masks = (
         alert_rows.assign(bit=alert_rows["kind"].map(ALERT_BITS))
         .groupby("person_id")["bit"]
@@ -155,17 +200,20 @@ def score_date(
     results: dict[str, Any] = {}
     for outcome, champion in champions.items():
         say(f"scoring {outcome}")
-        X = matrix[:, [names.index(n) for n in champion.feature_names]]
-        p = np.asarray(champion.predict(X), dtype=float)
-        results[outcome] = (p, bands_of(outcome, p), X)
-    clock["predict"], t = time.perf_counter() - t, time.perf_counter()
+        X = np.ascontiguousarray(matrix[:, [names.index(n) for n in champion.feature_names]])
+        batch = explain_batch(champion, X, TOP_K)
+        if batch is None:  # a champion without the batch path: explained chunk by chunk below
+            results[outcome] = (np.asarray(champion.predict(X), dtype=float), None, X)
+        else:
+            results[outcome] = (batch[0], batch[1], None)
+    clock["predict_explain"], t = time.perf_counter() - t, time.perf_counter()
     rows = _rows(who, results, previous, masks, cohorts, kinds, champions, say)
-    clock["explain_rows"], t = time.perf_counter() - t, time.perf_counter()
-    vectors = [(pid, matrix[i].tobytes()) for i, pid in enumerate(who["person_id"])]
+    clock["rows"], t = time.perf_counter() - t, time.perf_counter()
+    vectors = [(pid, matrix[i].tobytes()) for i, pid in enumerate(who["person_id"].tolist())]
     alerts = [_alert_row(*r) for r in alert_rows.itertuples(index=False, name=None)]
     kpis = town_kpis(status, feats, names)
     models = {o: {"name": c.model_name, "version": str(c.version)} for o, c in champions.items()}
-    clock["rows"], t = time.perf_counter() - t, time.perf_counter()
+    clock["other_rows"], t = time.perf_counter() - t, time.perf_counter()
     run_id, replaced = publish_run(
         engine,
         as_of=day.date(),
@@ -207,84 +255,103 @@ def _alert_row(
     )
 
 
-#: Rows explained and serialised at a time: bounds the memory of Python objects
-#: (drivers, dicts) whatever the district's size; only JSON text is kept.
+#: Rows explained at a time for a champion without the batch path (bounds its
+#: Python driver objects); the batch path keeps only arrays and JSON text.
 CHUNK = 20_000
 
 
 def _rows(
     who: pd.DataFrame,
     results: dict[str, Any],
-    previous: dict[str, pd.DataFrame],
+    previous: dict[str, dict[str, tuple[float, int]]],
     masks: np.ndarray,
     cohorts: np.ndarray,
     kinds: dict[str, list[str]],
     champions: Mapping[str, ChampionLike],
     say: Progress,
 ) -> dict[str, list[tuple[Any, ...]]]:
-    base = who[["person_id", "worker_id", "district", "town"]].copy()
-    n = len(base)
-    sizes = {
-        key: base.groupby(cols)["person_id"].transform("size").to_numpy()
-        for key, cols in (
-            ("caseload", ["worker_id"]),
-            ("town", ["district", "town"]),
-            ("district", ["district"]),
+    n = len(who)
+    pids = who["person_id"].astype(str).tolist()
+    people = list(
+        zip(
+            pids,
+            who["worker_id"].tolist(),
+            who["district"].tolist(),
+            who["town"].tolist(),
+            strict=True,
         )
+    )
+    caseload = _group_codes(who["worker_id"])
+    town = _group_codes(who["district"], who["town"])
+    district = _group_codes(who["district"])
+    sizes = {
+        key: np.bincount(codes)[codes].tolist()
+        for key, codes in (("caseload", caseload), ("town", town))
     }
+    # person_id order (code points, as Python compares strings) breaks ties in ranks
+    ids = np.array(pids, dtype=str)
+    tie = np.empty(n, np.int64)
+    tie[np.argsort(ids, kind="stable")] = np.arange(n)
     cohort_names = {bit: name for name, bit in COHORT_BITS.items()}
     cohort_lists = [[nm for b, nm in cohort_names.items() if c & b] for c in cohorts.tolist()]
+    cohort_ints = cohorts.tolist()
     outcomes = list(results)
     shown = {o: [round(x, 6) for x in results[o][0].tolist()] for o in outcomes}
-    band_ints = {o: results[o][1].tolist() for o in outcomes}
+    band_ints = {o: bands_of(o, results[o][0]).tolist() for o in outcomes}
     words = {b: band_words(b) for b in range(1, 5)}
-    ids = base.itertuples(index=False, name=None)
-    people = list(ids)
     mask_list = masks.tolist()
     scores: list[tuple[Any, ...]] = []
     explanations: list[tuple[Any, ...]] = []
     for outcome in outcomes:
         champion = champions[outcome]
-        X = results[outcome][2]
+        _, top, X = results[outcome]
         p_shown, band_list = shown[outcome], band_ints[outcome]
-        frame = base.assign(p=np.asarray(p_shown, dtype=float))
-        rank_c = _ranks(frame, ["worker_id"]).tolist()
-        rank_t = _ranks(frame, ["district", "town"]).tolist()
-        rank_d = _ranks(frame, ["district"]).tolist()
-        prev = previous.get(outcome)
-        if prev is not None:
-            joined = prev.reindex(frame["person_id"])
-            prev_p, prev_band = joined["p"].to_numpy(), joined["band"].to_numpy()
-        else:
-            prev_p = prev_band = np.full(n, np.nan)
-        change = [
-            None if np.isnan(b) else round(a - b, 6)
-            for a, b in zip(p_shown, prev_p.tolist(), strict=True)
-        ]
-        previous_band = [None if np.isnan(b) else int(b) for b in prev_band.tolist()]
+        p_array = np.asarray(p_shown, dtype=float)
+        rank_c = _ranks(p_array, caseload, tie)
+        rank_t = _ranks(p_array, town, tie)
+        rank_d = _ranks(p_array, district, tie)
+        before = previous.get(outcome, {})
         others = [o for o in outcomes if o != outcome]
         version = str(champion.version)
         model = model_ref(champion)
+        writer = BodyWriter(champion) if top is not None else None
         for lo in range(0, n, CHUNK):
+            hi = min(lo + CHUNK, n)
             say(f"explaining {outcome}: {lo:,} of {n:,}")
-            drivers = explain_rows(champion, X[lo : lo + CHUNK])
-            for i in range(lo, min(lo + CHUNK, n)):
-                pid, worker, district, town = people[i]
-                body = body_of(champion, p_shown[i], band_list[i], drivers[i - lo], model)
+            bodies: Iterable[dict[str, Any]]
+            if writer is not None:
+                bodies = map(
+                    writer.body,
+                    p_shown[lo:hi],
+                    band_list[lo:hi],
+                    top.units[lo:hi].tolist(),
+                    top.contributions[lo:hi].tolist(),
+                    top.key_unit[lo:hi].tolist(),
+                    top.key_value[lo:hi].tolist(),
+                )
+            else:
+                drivers = champion.explain(X[lo:hi], top_k=TOP_K)
+                bodies = (
+                    body_of(champion, p_shown[i], band_list[i], drivers[i - lo], model)
+                    for i in range(lo, hi)
+                )
+            for i, body in zip(range(lo, hi), bodies, strict=True):
+                pid, worker, dist, twn = people[i]
+                old = before.get(pid)
                 item = {
                     "person_id": pid,
                     "worker_id": worker,
-                    "district": district,
-                    "town": town,
+                    "district": dist,
+                    "town": twn,
                     "outcome": outcome,
                     "p": p_shown[i],
                     "band": body["band"],
                     "rank_caseload": rank_c[i],
-                    "caseload_size": int(sizes["caseload"][i]),
+                    "caseload_size": sizes["caseload"][i],
                     "rank_town": rank_t[i],
-                    "town_size": int(sizes["town"][i]),
-                    "change": change[i],
-                    "previous_band": previous_band[i],
+                    "town_size": sizes["town"][i],
+                    "change": None if old is None else round(p_shown[i] - old[0], 6),
+                    "previous_band": None if old is None else int(old[1]),
                     "top_driver": body["drivers"][0] if body["drivers"] else None,
                     "alerts": kinds.get(pid, []),
                     "cohorts": cohort_lists[i],
@@ -299,16 +366,16 @@ def _rows(
                         outcome,
                         pid,
                         worker,
-                        district,
-                        town,
+                        dist,
+                        twn,
                         p_shown[i],
                         band_list[i],
                         rank_c[i],
                         rank_t[i],
                         rank_d[i],
-                        change[i],
+                        item["change"],
                         mask_list[i],
-                        cohorts[i].item(),
+                        cohort_ints[i],
                         top_spec(body),
                         version,
                         orjson.dumps(item).decode(),
