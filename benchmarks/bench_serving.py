@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -41,12 +42,33 @@ ROOT = Path(__file__).resolve().parents[1]
 AS_OF = date(2025, 6, 1)
 
 
-def make_district(n: int, seed: int = 11) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """n persons (20 per worker, 50 workers per town) and ~24 events each, as contract rows."""
-    rng = np.random.default_rng(seed)
-    ids = np.char.add("p-", np.char.zfill(np.arange(n).astype(str), 7))
-    start = pd.Timestamp("2023-07-01") + pd.to_timedelta(rng.integers(0, 690, n), "D")
-    workers = np.arange(n) // 20
+#: Persons generated and ingested at a time by the set-up (bounds its memory).
+SETUP_CHUNK = 100_000
+EVENT_TYPES = [
+    "check_in",
+    "urine_test",
+    "home_visit",
+    "counselling",
+    "family_contact",
+    "employment_start",
+    "controlled_medicine_purchase",
+]
+EVENT_SHARES = [0.35, 0.3, 0.15, 0.08, 0.07, 0.03, 0.02]
+EVENTS_PER_PERSON = 24
+
+
+def make_district(n: int, seed: int = 11, first: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Persons ``first .. first + n - 1`` (20 per worker, 50 workers per town) and ~24
+    events each over the year before AS_OF, as contract rows.
+
+    Drawn in numpy from a generator seeded by (seed, first), so a district is made
+    chunk by chunk with bounded memory (the same chunk is the same whatever the total).
+    """
+    rng = np.random.default_rng([seed, first])
+    index = first + np.arange(n)
+    ids = np.char.add("p-", np.char.zfill(index.astype(str), 7))
+    start = np.datetime64("2023-07-01") + rng.integers(0, 690, n).astype("timedelta64[D]")
+    workers = index // 20
     persons = pd.DataFrame(
         {
             "person_id": ids,
@@ -56,8 +78,8 @@ def make_district(n: int, seed: int = 11) -> tuple[pd.DataFrame, pd.DataFrame]:
             "town": np.char.add("镇", (workers // 50).astype(str)),
             "worker_id": np.char.add("w-", workers.astype(str)),
             "program": "community_rehab",
-            "program_start": start.strftime("%Y-%m-%d"),
-            "program_end": (start + pd.Timedelta(days=1094)).strftime("%Y-%m-%d"),
+            "program_start": np.datetime_as_string(start),
+            "program_end": np.datetime_as_string(start + np.timedelta64(1094, "D")),
             "primary_drug": rng.choice(["heroin", "methamphetamine", "ketamine"], n),
             "first_use_year": "",
             "prior_compulsory_detox": rng.integers(0, 4, n).astype(str),
@@ -67,36 +89,31 @@ def make_district(n: int, seed: int = 11) -> tuple[pd.DataFrame, pd.DataFrame]:
             "education": "",
         }
     )
-    k = 24
+    k = EVENTS_PER_PERSON
     who = np.repeat(np.arange(n), k)
-    day = pd.Timestamp(AS_OF) - pd.to_timedelta(rng.integers(1, 365, n * k), "D")
-    kind = rng.choice(
-        [
-            "check_in",
-            "urine_test",
-            "home_visit",
-            "counselling",
-            "family_contact",
-            "employment_start",
-            "controlled_medicine_purchase",
-        ],
-        n * k,
-        p=[0.35, 0.3, 0.15, 0.08, 0.07, 0.03, 0.02],
-    )
+    day = np.datetime64(AS_OF) - rng.integers(1, 365, n * k).astype("timedelta64[D]")
+    keep = day >= start[who]
+    who, day = who[keep], day[keep]
+    m = len(who)
+    kind = rng.choice(np.array(EVENT_TYPES), m, p=EVENT_SHARES)
     result = np.where(
         kind == "check_in",
-        rng.choice(["attended", "missed"], n * k, p=[0.9, 0.1]),
+        rng.choice(["attended", "missed"], m, p=[0.9, 0.1]),
         np.where(
             kind == "urine_test",
-            rng.choice(["negative", "positive", "refused"], n * k, p=[0.93, 0.05, 0.02]),
+            rng.choice(["negative", "positive", "refused"], m, p=[0.93, 0.05, 0.02]),
             "",
         ),
     )
+    # event ids unique across chunks: the person's index and the event's slot
+    slot = np.flatnonzero(keep) % k
     events = pd.DataFrame(
         {
-            "event_id": np.char.add("e-", np.arange(n * k).astype(str)),
+            "event_id": np.char.add(
+                np.char.add("e-", index[who].astype(str)), np.char.add("-", slot.astype(str))
+            ),
             "person_id": ids[who],
-            "ts": day.strftime("%Y-%m-%dT09:00:00"),
+            "ts": np.char.add(np.datetime_as_string(day), "T09:00:00"),
             "recorded_at": "",
             "type": kind,
             "result": result,
@@ -104,8 +121,7 @@ def make_district(n: int, seed: int = 11) -> tuple[pd.DataFrame, pd.DataFrame]:
             "source": "worker",
         }
     )
-    keep = pd.to_datetime(events["ts"]).to_numpy() >= start.to_numpy()[who]
-    return persons, events[keep].reset_index(drop=True)
+    return persons, events
 
 
 def train_and_register(engine: Any, tracking_uri: str) -> dict:
@@ -114,7 +130,7 @@ def train_and_register(engine: Any, tracking_uri: str) -> dict:
     import mlflow
     from mlflow import MlflowClient
 
-    from features.store import load_events, load_persons
+    from features.store import load_event_columns, load_persons
     from models.calibration import PlattCalibrator
     from models.config import load_config
     from models.predictor import CalibratedBooster
@@ -124,7 +140,7 @@ def train_and_register(engine: Any, tracking_uri: str) -> dict:
     from serving.scoring import features_at
 
     day = pd.Timestamp(AS_OF) - pd.Timedelta(days=90)
-    feats, _ = features_at(load_persons(engine), load_events(engine, day), day)
+    feats, _ = features_at(load_persons(engine), load_event_columns(engine, day), day)
     feats = feats.sample(n=min(len(feats), 50_000), random_state=1)
     from features.catalog import load_catalog
 
@@ -203,7 +219,13 @@ def _load(
 
 
 def _setup(tmp: Path, n: int) -> tuple[object, dict]:
-    """The district database and the two registered champions (reused if ``tmp`` has them)."""
+    """The district database and the two registered champions, kept in ``tmp``.
+
+    Made chunk by chunk (``SETUP_CHUNK`` persons generated and ingested at a time,
+    so 1,000,000 persons fit in a few GB); the champions are trained on the first
+    chunk. Progress is recorded in ``tmp``: an interrupted set-up resumes, and a
+    finished one (``ready``) is reused.
+    """
     from features.ingest import ingest_frames
     from features.store import make_engine
     from models.scoring import load_champion
@@ -214,15 +236,27 @@ def _setup(tmp: Path, n: int) -> tuple[object, dict]:
         champions = {o: load_champion(o, tracking) for o in ("relapse", "loss_of_contact")}
         print(f"setup: reusing {tmp} ({(tmp / 'ready').read_text().strip()})")
         return engine, champions
-    t = time.perf_counter()
-    persons, events = make_district(n)
-    ingest_frames(engine, persons, events)
-    print(
-        f"setup: {n:,} persons, {len(events):,} events ingested in {time.perf_counter() - t:.0f} s"
-    )
-    t = time.perf_counter()
-    champions = train_and_register(engine, tracking)
-    print(f"setup: two champions trained and registered in {time.perf_counter() - t:.0f} s")
+    done_file, trained_file = tmp / "ingested", tmp / "trained"
+    done = int(done_file.read_text()) if done_file.exists() else 0
+    t, events_total = time.perf_counter(), 0
+    for first in range(done, n, SETUP_CHUNK):
+        persons, events = make_district(min(SETUP_CHUNK, n - first), first=first)
+        ingest_frames(engine, persons, events)
+        events_total += len(events)
+        done_file.write_text(f"{first + len(persons)}\n")
+        print(
+            f"setup: {first + len(persons):,} of {n:,} persons ingested "
+            f"({events_total:,} events; {time.perf_counter() - t:.0f} s so far), {_load_average()}",
+            flush=True,
+        )
+        if not trained_file.exists():
+            t2 = time.perf_counter()
+            train_and_register(engine, tracking)
+            trained_file.write_text("1\n")
+            print(
+                f"setup: two champions trained and registered in {time.perf_counter() - t2:.0f} s"
+            )
+    champions = {o: load_champion(o, tracking) for o in ("relapse", "loss_of_contact")}
     (tmp / "ready").write_text(f"{n} persons\n")
     return engine, champions
 
@@ -249,11 +283,16 @@ def main() -> None:
     tracking = f"sqlite:///{tmp / 'mlflow.db'}"
     engine, champions = _setup(tmp, n)
     if "score" in parts or (parts & {"http", "mlflow"} and not (tmp / "scored").exists()):
-        print(f"scoring starts, {_load_average()}")
+        print(f"scoring starts, {_load_average()}", flush=True)
+        before = resource.getrusage(resource.RUSAGE_SELF)
         summary = score_date(engine, AS_OF, champions)  # type: ignore[arg-type]
+        after = resource.getrusage(resource.RUSAGE_SELF)
         print(
             f"daily scoring, {summary.n_persons:,} persons x 2 outcomes, stored: "
-            f"{summary.seconds:.1f} s (target < 45 s per 100k)  phases: {summary.timings}"
+            f"{summary.seconds:.1f} s (target < 45 s per 100k, < 480 s per 1M)  "
+            f"phases: {summary.timings}  CPU user {after.ru_utime - before.ru_utime:.1f} s, "
+            f"sys {after.ru_stime - before.ru_stime:.1f} s; peak RSS of the process "
+            f"{after.ru_maxrss / 2**20:.2f} GB; scoring ends, {_load_average()}"
         )
         (tmp / "scored").write_text("1\n")
     tokens = {}

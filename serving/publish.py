@@ -7,11 +7,18 @@ first the database rolls back to the previous state (SQLite's journal,
 PostgreSQL's aborted transaction). Rows are written in batches with
 ``executemany`` on SQLite and ``COPY`` on PostgreSQL; ``progress`` is called
 after each batch.
+
+:func:`publish_batches` is the same transaction fed by an iterable of
+``(table, rows)`` batches that may be produced while it runs (the daily job
+renders each chunk of persons just before writing it, so a district of
+millions never holds all its JSON text at once); a failure while producing
+them rolls the whole run back like any other. ``seconds`` may be a callable,
+read just before the commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -45,6 +52,23 @@ SCORE_COLUMNS = (
 )
 
 
+#: Columns written per table (after run_id), in the order of the row tuples.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "scores": SCORE_COLUMNS,
+    "explanations": ("person_id", "outcome", "body"),
+    "feature_rows": ("person_id", "vector"),
+    "alerts": ("person_id", "kind", "since", "body"),
+    "town_kpis": ("district", "town", "body"),
+}
+_TABLES = {
+    "scores": db.scores,
+    "explanations": db.explanations,
+    "feature_rows": db.feature_rows,
+    "alerts": db.alerts,
+    "town_kpis": db.town_kpis,
+}
+
+
 def publish_run(
     engine: Engine,
     *,
@@ -62,6 +86,38 @@ def publish_run(
     progress: Callable[[str], None] | None = None,
 ) -> tuple[int, list[int]]:
     """Write a run in one transaction; returns (run id, ids of runs it replaced)."""
+    return publish_batches(
+        engine,
+        as_of=as_of,
+        started_at=started_at,
+        n_persons=n_persons,
+        models=models,
+        feature_names=feature_names,
+        batches=[
+            ("scores", scores),
+            ("explanations", explanations),
+            ("feature_rows", vectors),
+            ("alerts", alerts),
+            ("town_kpis", kpis),
+        ],
+        seconds=seconds,
+        progress=progress,
+    )
+
+
+def publish_batches(
+    engine: Engine,
+    *,
+    as_of: date,
+    started_at: datetime,
+    n_persons: int,
+    models: dict[str, Any],
+    feature_names: list[str],
+    batches: Iterable[tuple[str, Sequence[tuple[Any, ...]]]],
+    seconds: float | Callable[[], float] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[int, list[int]]:
+    """Write a run whose rows come as ``(table, rows)`` batches, in one transaction."""
     say = progress or (lambda _msg: None)
     with engine.begin() as conn:
         replaced = list(
@@ -85,24 +141,17 @@ def publish_run(
                     n_persons=n_persons,
                     models=orjson.dumps(models).decode(),
                     feature_names=orjson.dumps(feature_names).decode(),
-                    seconds=seconds,
+                    seconds=seconds if not callable(seconds) else None,
                 )
                 .returning(score_runs.c.id)
             ).scalar_one()
         )
-        for table, columns, rows in (
-            (db.scores, SCORE_COLUMNS, scores),
-            (db.explanations, ("person_id", "outcome", "body"), explanations),
-            (db.feature_rows, ("person_id", "vector"), vectors),
-            (db.alerts, ("person_id", "kind", "since", "body"), alerts),
-            (db.town_kpis, ("district", "town", "body"), kpis),
-        ):
-            bulk_insert(conn, table, ("run_id", *columns), rows, run_id, say)
-        conn.execute(
-            score_runs.update()
-            .where(score_runs.c.id == run_id)
-            .values(finished_at=datetime.now().replace(microsecond=0))
-        )
+        for name, rows in batches:
+            bulk_insert(conn, _TABLES[name], ("run_id", *COLUMNS[name]), rows, run_id, say)
+        done: dict[str, Any] = {"finished_at": datetime.now().replace(microsecond=0)}
+        if callable(seconds):
+            done["seconds"] = seconds()
+        conn.execute(score_runs.update().where(score_runs.c.id == run_id).values(**done))
     forget_runs()
     return run_id, replaced
 
@@ -126,14 +175,13 @@ def bulk_insert(
                     for row in batch:
                         copy.write_row((run_id, *row))
         else:
-            marks = ", ".join("?" for _ in columns)
+            # run_id as a literal: the rows are bound as they come, no per-row tuple copy
+            marks = ", ".join("?" for _ in columns[1:])
             when = [i for i, v in enumerate(batch[0]) if isinstance(v, datetime)] if batch else []
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             cursor.executemany(
-                f"INSERT INTO {table.name} ({cols}) VALUES ({marks})",
-                [(run_id, *_sqlite_row(row)) for row in batch]
-                if when or table.name == "alerts"
-                else [(run_id, *row) for row in batch],
+                f"INSERT INTO {table.name} ({cols}) VALUES ({int(run_id)}, {marks})",
+                [_sqlite_row(row) for row in batch] if when or table.name == "alerts" else batch,
             )
             cursor.close()
         say(f"stored {min(lo + BATCH, len(rows)):,} of {len(rows):,} {table.name} rows")

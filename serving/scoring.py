@@ -50,7 +50,7 @@ from serving.bands import band_words, bands_of
 from serving.champions import ChampionLike
 from serving.db import migrate, score_runs
 from serving.explain import TOP_K, BodyWriter, body_of, explain_batch, model_ref, top_spec
-from serving.publish import publish_run
+from serving.publish import publish_batches
 
 Progress = Callable[[str], None]
 
@@ -207,29 +207,36 @@ def _score_date(
         else:
             results[outcome] = (batch[0], batch[1], None)
     clock["predict_explain"], t = time.perf_counter() - t, time.perf_counter()
-    rows = _rows(who, results, previous, masks, cohorts, kinds, champions, say)
-    clock["rows"], t = time.perf_counter() - t, time.perf_counter()
-    vectors = [(pid, matrix[i].tobytes()) for i, pid in enumerate(who["person_id"].tolist())]
     alerts = [_alert_row(*r) for r in alert_rows.itertuples(index=False, name=None)]
     kpis = town_kpis(status, feats, names)
     models = {o: {"name": c.model_name, "version": str(c.version)} for o, c in champions.items()}
-    clock["other_rows"], t = time.perf_counter() - t, time.perf_counter()
-    run_id, replaced = publish_run(
+    clock["rows"] = rows_before = time.perf_counter() - t  # the generator adds its render time
+    t = time.perf_counter()
+    run_id, replaced = publish_batches(
         engine,
         as_of=day.date(),
         started_at=datetime.now().replace(microsecond=0),
         n_persons=len(who),
         models=models,
         feature_names=names,
-        scores=rows["scores"],
-        explanations=rows["explanations"],
-        vectors=vectors,
-        alerts=alerts,
-        kpis=kpis,
+        batches=_batches(
+            who,
+            results,
+            previous,
+            masks,
+            cohorts,
+            kinds,
+            champions,
+            matrix,
+            alerts,
+            kpis,
+            say,
+            clock,
+        ),
+        seconds=lambda: time.perf_counter() - started,
         progress=say,
-        seconds=time.perf_counter() - started,
     )
-    clock["store"] = time.perf_counter() - t
+    clock["store"] = time.perf_counter() - t - (clock["rows"] - rows_before)
     return RunSummary(
         run_id=run_id,
         as_of=day.date(),
@@ -255,12 +262,12 @@ def _alert_row(
     )
 
 
-#: Rows explained at a time for a champion without the batch path (bounds its
-#: Python driver objects); the batch path keeps only arrays and JSON text.
+#: Persons rendered and written at a time: bounds the JSON text and, for a champion
+#: without the batch path, its Python driver objects.
 CHUNK = 20_000
 
 
-def _rows(
+def _batches(
     who: pd.DataFrame,
     results: dict[str, Any],
     previous: dict[str, dict[str, tuple[float, int]]],
@@ -268,8 +275,17 @@ def _rows(
     cohorts: np.ndarray,
     kinds: dict[str, list[str]],
     champions: Mapping[str, ChampionLike],
+    matrix: np.ndarray,
+    alerts: list[tuple[Any, ...]],
+    kpis: list[tuple[Any, ...]],
     say: Progress,
-) -> dict[str, list[tuple[Any, ...]]]:
+    clock: dict[str, float],
+) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    """The run's rows as (table, rows) batches, rendered chunk by chunk of persons.
+
+    Time spent here (not in the writes) is added to ``clock["rows"]``.
+    """
+    t = time.perf_counter()
     n = len(who)
     pids = who["person_id"].astype(str).tolist()
     people = list(
@@ -284,40 +300,47 @@ def _rows(
     caseload = _group_codes(who["worker_id"])
     town = _group_codes(who["district"], who["town"])
     district = _group_codes(who["district"])
-    sizes = {
-        key: np.bincount(codes)[codes].tolist()
-        for key, codes in (("caseload", caseload), ("town", town))
-    }
+    caseload_size = np.bincount(caseload)[caseload].tolist()
+    town_size = np.bincount(town)[town].tolist()
     # person_id order (code points, as Python compares strings) breaks ties in ranks
-    ids = np.array(pids, dtype=str)
     tie = np.empty(n, np.int64)
-    tie[np.argsort(ids, kind="stable")] = np.arange(n)
+    tie[np.argsort(np.array(pids, dtype=str), kind="stable")] = np.arange(n)
     cohort_names = {bit: name for name, bit in COHORT_BITS.items()}
     cohort_lists = [[nm for b, nm in cohort_names.items() if c & b] for c in cohorts.tolist()]
     cohort_ints = cohorts.tolist()
+    mask_list = masks.tolist()
     outcomes = list(results)
     shown = {o: [round(x, 6) for x in results[o][0].tolist()] for o in outcomes}
     band_ints = {o: bands_of(o, results[o][0]).tolist() for o in outcomes}
     words = {b: band_words(b) for b in range(1, 5)}
-    mask_list = masks.tolist()
-    scores: list[tuple[Any, ...]] = []
-    explanations: list[tuple[Any, ...]] = []
+    state = {}
     for outcome in outcomes:
         champion = champions[outcome]
-        _, top, X = results[outcome]
-        p_shown, band_list = shown[outcome], band_ints[outcome]
-        p_array = np.asarray(p_shown, dtype=float)
-        rank_c = _ranks(p_array, caseload, tie)
-        rank_t = _ranks(p_array, town, tie)
-        rank_d = _ranks(p_array, district, tie)
-        before = previous.get(outcome, {})
-        others = [o for o in outcomes if o != outcome]
-        version = str(champion.version)
-        model = model_ref(champion)
-        writer = BodyWriter(champion) if top is not None else None
-        for lo in range(0, n, CHUNK):
-            hi = min(lo + CHUNK, n)
-            say(f"explaining {outcome}: {lo:,} of {n:,}")
+        p_array = np.asarray(shown[outcome], dtype=float)
+        state[outcome] = (
+            champion,
+            _ranks(p_array, caseload, tie),
+            _ranks(p_array, town, tie),
+            _ranks(p_array, district, tie),
+            previous.get(outcome, {}),
+            [o for o in outcomes if o != outcome],
+            str(champion.version),
+            model_ref(champion),
+            BodyWriter(champion) if results[outcome][1] is not None else None,
+        )
+    clock["rows"] += time.perf_counter() - t
+    for lo in range(0, n, CHUNK):
+        t = time.perf_counter()
+        hi = min(lo + CHUNK, n)
+        say(f"explaining and storing {lo:,} of {n:,} persons")
+        scores: list[tuple[Any, ...]] = []
+        explanations: list[tuple[Any, ...]] = []
+        for outcome in outcomes:
+            champion, rank_c, rank_t, rank_d, before, others, version, model, writer = state[
+                outcome
+            ]
+            _, top, X = results[outcome]
+            p_shown, band_list = shown[outcome], band_ints[outcome]
             bodies: Iterable[dict[str, Any]]
             if writer is not None:
                 bodies = map(
@@ -338,6 +361,7 @@ def _rows(
             for i, body in zip(range(lo, hi), bodies, strict=True):
                 pid, worker, dist, twn = people[i]
                 old = before.get(pid)
+                change = None if old is None else round(p_shown[i] - old[0], 6)
                 item = {
                     "person_id": pid,
                     "worker_id": worker,
@@ -347,10 +371,10 @@ def _rows(
                     "p": p_shown[i],
                     "band": body["band"],
                     "rank_caseload": rank_c[i],
-                    "caseload_size": sizes["caseload"][i],
+                    "caseload_size": caseload_size[i],
                     "rank_town": rank_t[i],
-                    "town_size": sizes["town"][i],
-                    "change": None if old is None else round(p_shown[i] - old[0], 6),
+                    "town_size": town_size[i],
+                    "change": change,
                     "previous_band": None if old is None else int(old[1]),
                     "top_driver": body["drivers"][0] if body["drivers"] else None,
                     "alerts": kinds.get(pid, []),
@@ -373,7 +397,7 @@ def _rows(
                         rank_c[i],
                         rank_t[i],
                         rank_d[i],
-                        item["change"],
+                        change,
                         mask_list[i],
                         cohort_ints[i],
                         top_spec(body),
@@ -384,7 +408,13 @@ def _rows(
                 explanations.append(
                     (pid, outcome, orjson.dumps({"person_id": pid, **body}).decode())
                 )
-    return {"scores": scores, "explanations": explanations}
+        vectors = [(pids[i], matrix[i].tobytes()) for i in range(lo, hi)]
+        clock["rows"] += time.perf_counter() - t
+        yield "scores", scores
+        yield "explanations", explanations
+        yield "feature_rows", vectors
+    yield "alerts", alerts
+    yield "town_kpis", kpis
 
 
 def town_kpis(status: pd.DataFrame, feats: pd.DataFrame, names: list[str]) -> list[tuple]:
