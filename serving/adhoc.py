@@ -1,8 +1,15 @@
 """Ad-hoc scoring: a supplied feature row, or a person and history in the input contract.
 
-Contract: :func:`matrix_from_row` checks a feature dict against a champion's
+Contract: :func:`row_vector` checks a feature dict against a champion's
 feature list (every name present, no unknown name, finite numbers) and returns
-a one-row matrix — no pandas, this is the fast path. :func:`features_from_history`
+the row as a 1-D float64 array. No pandas: this is the fast path (one C-level
+look-up of all names, one array, one finiteness check; the complete error
+report is only built for a row that fails). :func:`score_row` scores and
+explains such a row with a champion and returns the API body — the body
+:func:`serving.explain.score_rows` gives, with the same numbers: a
+:class:`models.scoring.Champion` goes through its :class:`models.single.SingleRow`
+(built once per loaded champion, in a worker thread, by :func:`single_row`),
+any other champion through ``score_rows``. :func:`features_from_history`
 validates a person and events with the same rules as file ingest
 (:mod:`features.validate`) and builds their point-in-time features at
 ``as_of`` with :func:`features.build_features`; rejections come back as
@@ -12,7 +19,12 @@ stored.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
+import operator
+import threading
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -22,7 +34,10 @@ import pandas as pd
 from features import build_features
 from features.contract import EVENT_COLUMN_NAMES, PERSON_COLUMN_NAMES
 from features.validate import validate_events, validate_persons
+from models.single import SingleRow
+from serving.bands import bands_of
 from serving.champions import ChampionLike
+from serving.explain import TOP_K, body_of, model_ref, score_rows
 
 
 class FieldErrors(ValueError):
@@ -33,8 +48,7 @@ class FieldErrors(ValueError):
         self.fields = fields
 
 
-def matrix_from_row(champion: ChampionLike, features: dict[str, float]) -> np.ndarray:
-    names = champion.feature_names
+def _row_errors(names: Sequence[str], features: dict[str, Any]) -> list[dict[str, str]]:
     errors = [
         {"field": f"body.features.{n}", "message": "missing; every model feature is needed"}
         for n in names
@@ -49,11 +63,74 @@ def matrix_from_row(champion: ChampionLike, features: dict[str, float]) -> np.nd
     errors += [
         {"field": f"body.features.{n}", "message": "must be a finite number"}
         for n, v in features.items()
-        if not math.isfinite(v)
+        if type(v) not in _NUMBERS or not math.isfinite(v)
     ]
-    if errors:
-        raise FieldErrors(errors)
-    return np.array([[features[n] for n in names]], dtype=np.float64)
+    return errors
+
+
+_NUMBERS = frozenset({float, int})
+
+
+@functools.lru_cache(maxsize=16)
+def _getter(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    if len(names) == 1:
+        name = names[0]
+        return lambda d: (d[name],)
+    return operator.itemgetter(*names)
+
+
+def row_vector(names: Sequence[str], features: dict[str, Any]) -> np.ndarray:
+    """The row as float64 in ``names`` order (raises :class:`FieldErrors` naming each field)."""
+    if len(features) == len(names) and set(map(type, features.values())) <= _NUMBERS:
+        try:
+            values = _getter(tuple(names))(features)
+        except KeyError:
+            pass
+        else:
+            x = np.array(values, dtype=np.float64)
+            if np.isfinite(x).all():
+                return x
+    raise FieldErrors(_row_errors(names, features))
+
+
+_singles: dict[int, tuple[ChampionLike, SingleRow | None]] = {}
+_singles_lock = threading.Lock()
+
+
+def _single_row_now(champion: ChampionLike) -> SingleRow | None:
+    with _singles_lock:
+        hit = _singles.get(id(champion))
+        if hit is not None and hit[0] is champion:
+            return hit[1]
+        one = None
+        if getattr(champion, "predictor", None) is not None and hasattr(champion, "explainer"):
+            one = SingleRow.of(champion)
+        if len(_singles) >= 8:  # champions of earlier reloads
+            _singles.clear()
+        _singles[id(champion)] = (champion, one)
+        return one
+
+
+async def single_row(champion: ChampionLike) -> SingleRow | None:
+    """The champion's one-row scorer (None for a champion without a LightGBM predictor).
+
+    Built once per champion object (the cache holds the object, so its id stays
+    its own), in a worker thread: the event loop keeps serving while a newly
+    loaded champion's tables are computed (~0.2 s).
+    """
+    hit = _singles.get(id(champion))
+    if hit is not None and hit[0] is champion:
+        return hit[1]
+    return await asyncio.to_thread(_single_row_now, champion)
+
+
+def score_row(champion: ChampionLike, one: SingleRow | None, x: np.ndarray) -> dict[str, Any]:
+    """The explanation body of one row (what ``score_rows`` gives for it)."""
+    if one is None:
+        return score_rows(champion, x.reshape(1, -1))[2][0]
+    p, _, drivers = one.score(x, TOP_K)
+    band = int(bands_of(champion.outcome, np.array([p]))[0])
+    return body_of(champion, round(p, 6), band, drivers, model_ref(champion))
 
 
 def _strings(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:

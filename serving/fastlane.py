@@ -46,6 +46,7 @@ LIST_KEYS = frozenset(
     {"date", "outcome", "band", "alert", "any_alert", "cohort", "limit", "offset"}
 )
 JSON_HEADERS = [(b"content-type", b"application/json")]
+NUMBERS = frozenset({float, int})
 
 
 class _Route:
@@ -138,18 +139,16 @@ class FastLane:
         if not isinstance(doc, dict) or not doc.keys() <= {"features", "outcomes"}:
             raise Pass
         features, outcomes = doc.get("features"), doc.get("outcomes")
-        if not isinstance(features, dict) or not all(
-            type(v) is float or type(v) is int for v in features.values()
-        ):
+        # numbers only (JSON ints and floats; FastAPI's coercion of anything else is its own)
+        if type(features) is not dict or not set(map(type, features.values())) <= NUMBERS:
             raise Pass
         if outcomes is not None and (
-            not isinstance(outcomes, list) or not all(o in OUTCOMES for o in outcomes)
+            type(outcomes) is not list or not all(o in OUTCOMES for o in outcomes)
         ):
             raise Pass
         scope["route"] = self.routes["score"]
         state = scope["app"].state.service
-        row = {k: float(v) for k, v in features.items()}
-        await _answer(send, hot.score_features(state, who, row, outcomes))
+        await _answer(send, hot.score_features(state, who, features, outcomes))
 
 
 async def _list(scope: Scope, who: Principal, args: hot.ListArgs, kind: str, parts: list[str]):

@@ -26,14 +26,13 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from serving import queries
-from serving.adhoc import FieldErrors, matrix_from_row
+from serving.adhoc import FieldErrors, row_vector, score_row, single_row
 from serving.alerts import ALERT_BITS, COHORT_BITS
 from serving.audit import Entry
 from serving.auth import Principal
 from serving.bands import BAND_CODES
 from serving.champions import ModelsNotReady
 from serving.errors import ApiError, not_found
-from serving.explain import score_rows
 
 #: Columns a list scope may constrain, and the rank columns lists sort by.
 SCOPE_COLUMNS = frozenset({"worker_id", "district", "town"})
@@ -316,8 +315,9 @@ async def score_features(
     results = []
     try:
         for champ in champions:
-            _, _, bodies = score_rows(champ, matrix_from_row(champ, features))
-            results.append({"run_id": None, "as_of": None, "person_id": None, **bodies[0]})
+            x = row_vector(champ.feature_names, features)
+            body = score_row(champ, await single_row(champ), x)
+            results.append({"run_id": None, "as_of": None, "person_id": None, **body})
     except FieldErrors as exc:
         raise ApiError(
             422, "invalid_request", "feature row does not fit the model", exc.fields
