@@ -4,7 +4,8 @@ Prints figures, asserts nothing. Sizes and durations come from the environment:
 ``BENCH_PERSONS`` (default 100000; 1000000 for the country-scale figure),
 ``BENCH_SECONDS`` (closed-loop seconds per endpoint, default 15),
 ``BENCH_SUSTAIN`` (open-loop seconds at 500 req/s, default 60),
-``BENCH_MLFLOW`` (0 skips the ``mlflow models serve`` comparison).
+``BENCH_MLFLOW`` (0 skips the ``mlflow models serve`` comparison),
+``BENCH_PARTS`` (which of ``score,http,adhoc,mlflow`` to run; default all).
 
 1. Daily scoring: a synthetic district (about 24 events per person over the last
    year) is ingested into a fresh SQLite file; two LightGBM champions (the
@@ -12,11 +13,19 @@ Prints figures, asserts nothing. Sizes and durations come from the environment:
    temporary MLflow store; ``score_date`` is timed end to end (load, features,
    alerts, predict + TreeSHAP + sentences for both outcomes, one-transaction
    store), with a breakdown per phase.
-2. HTTP: ``sunflower serve`` (one process, 127.0.0.1) and a load generator in a
-   separate process (``benchmarks/loadgen.py``): closed loop for throughput,
-   then open loop at 500 req/s for the latency percentiles and error count.
-3. Ad-hoc scoring of one feature row with explanation against ``mlflow models
-   serve --env-manager local`` on the same registered model (one outcome).
+2. HTTP (``http``): ``sunflower serve`` (one process, 127.0.0.1) and a load
+   generator in a separate process (``benchmarks/loadgen.py``): closed loop for
+   throughput, then open loop at 500 req/s for the latency percentiles and
+   error count. Every closed-loop figure also gives the server's CPU time per
+   request (independent of how busy the shared machine is).
+3. Ad-hoc scoring (``adhoc``): one supplied feature row (``POST
+   /score/features``, the target's form; one outcome, then both), and a person
+   with a year of events in the input contract (``POST /score/history``,
+   features built per request; no target). The row is the history's own
+   feature row.
+4. ``mlflow``: the same row against ``mlflow models serve --env-manager local
+   --workers 1`` on the same registered model (probability only; ours with
+   explanation), same client, side by side, and the ratio.
 """
 
 from __future__ import annotations
@@ -198,6 +207,7 @@ def _load(
     rate: float | None = None,
     body: str | None = None,
     conns: int = 16,
+    server_pid: int | None = None,
 ) -> dict:
     args = [
         sys.executable,
@@ -214,6 +224,8 @@ def _load(
         args += ["--rate", str(rate)]
     if body:
         args += ["--body", body]
+    if server_pid:
+        args += ["--server-pid", str(server_pid)]
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -273,7 +285,7 @@ def main() -> None:
     n = int(os.environ.get("BENCH_PERSONS", "100000"))
     seconds = float(os.environ.get("BENCH_SECONDS", "15"))
     sustain = float(os.environ.get("BENCH_SUSTAIN", "60"))
-    parts = set(os.environ.get("BENCH_PARTS", "score,http,mlflow").split(","))
+    parts = set(os.environ.get("BENCH_PARTS", "score,http,adhoc,mlflow").split(","))
     if os.environ.get("BENCH_MLFLOW", "1") == "0":
         parts.discard("mlflow")
     keep = os.environ.get("BENCH_DIR")
@@ -314,13 +326,45 @@ def main() -> None:
         # `mlflow models serve` starts uvicorn by name: the venv's bin must be on PATH
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    names = champions["relapse"].feature_names
-    row = dict.fromkeys(names, 1.0)
-    ours: dict | None = None
-    if "http" in parts or "mlflow" in parts:
-        ours = _bench_http(env, worker, integrator, row, seconds, sustain, "http" in parts)
-    if "mlflow" in parts and ours is not None:
-        _bench_mlflow(env, names, seconds, ours)
+    if parts & {"http", "adhoc", "mlflow"}:
+        history = _history_body()
+        row = _feature_row(history, champions["relapse"].feature_names)
+        ours = _bench_http(env, worker, integrator, row, history, seconds, sustain, parts)
+        if "mlflow" in parts:
+            _bench_mlflow(env, row, seconds, ours)
+
+
+def _history_body() -> dict:
+    """One synthetic person and their year of events in the input contract, as of AS_OF."""
+    persons, events = make_district(1, seed=5)
+    person = {k: v for k, v in persons.iloc[0].to_dict().items() if v != ""}
+    rows = [{k: v for k, v in e.items() if v != ""} for e in events.to_dict("records")]
+    return {"person": person, "events": rows, "as_of": AS_OF.isoformat()}
+
+
+def _feature_row(history: dict, names: list[str]) -> dict[str, float]:
+    """The history's point-in-time feature row (what the history form scores), by name."""
+    from serving.adhoc import features_from_history
+
+    frame = features_from_history(history["person"], history["events"], AS_OF)
+    return {n: float(frame[n].iloc[0]) for n in names}
+
+
+def _post(url: str, token: str, body: str) -> Any:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    r = httpx.post(url, content=body, headers=headers, timeout=60)
+    if r.status_code != 200:
+        raise RuntimeError(f"{url}: {r.status_code} {r.text[:500]}")
+    return r.json()
+
+
+def _figures(r: dict) -> str:
+    return (
+        f"{r['rps']:.0f} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
+        f"errors {r['errors']}, server CPU {r['server_cpu_us']:.0f} µs/request"
+    )
 
 
 def _bench_http(
@@ -328,10 +372,12 @@ def _bench_http(
     worker: str,
     integrator: str,
     row: dict[str, float],
+    history: dict,
     seconds: float,
     sustain: float,
-    gets: bool,
+    parts: set[str],
 ) -> dict:
+    """GETs (part ``http``), ad-hoc scoring (``adhoc``, and the feature row for ``mlflow``)."""
     port = _port()
     server = subprocess.Popen(
         [
@@ -348,6 +394,8 @@ def _bench_http(
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
+    pid = server.pid
+    ours: dict = {}
     try:
         _wait(f"{base}/readyz")
         print(f"HTTP benchmarks start, {_load_average()}")
@@ -355,29 +403,43 @@ def _bench_http(
             ("risk list (25)", "/api/v1/risk-lists/me?limit=25"),
             ("stored explanation", "/api/v1/persons/p-0000003/explanation"),
         ):
-            if not gets:
+            if "http" not in parts:
                 break
-            closed = _load(base + path, worker, seconds)
-            print(
-                f"GET {label}: {closed['rps']:.0f} req/s closed loop, p99 {closed['p99_ms']} ms, "
-                f"errors {closed['errors']} (target >= 1500 req/s)"
-            )
-            opened = _load(base + path, worker, sustain, rate=500)
+            closed = _load(base + path, worker, seconds, server_pid=pid)
+            print(f"GET {label}, closed loop: {_figures(closed)} (target >= 1500 req/s)")
+            opened = _load(base + path, worker, sustain, rate=500, server_pid=pid)
             print(
                 f"GET {label} at 500 req/s for {sustain:.0f} s: p50 {opened['p50_ms']} ms, "
                 f"p99 {opened['p99_ms']} ms, errors {opened['errors']} of "
                 f"{opened['requests']} (target p99 < 10 ms, 0 errors)"
             )
-        ours = _load(
-            base + "/api/v1/score/features",
-            integrator,
-            seconds,
-            body=json.dumps({"features": row, "outcomes": ["relapse"]}),
-        )
+        if not parts & {"adhoc", "mlflow"}:
+            return ours
+        url = base + "/api/v1/score/features"
+        one = json.dumps({"features": row, "outcomes": ["relapse"]})
+        first = _post(url, integrator, one)["results"][0]  # also builds the one-row tables
+        ours = _load(url, integrator, seconds, body=one, server_pid=pid)
+        ours["single"] = _load(url, integrator, min(seconds, 5), body=one, conns=1)
+        ours["p"], ours["model"] = first["p"], first["model"]
         print(
-            f"ad-hoc score + explanation, one row, one outcome: {ours['rps']:.0f} req/s, "
-            f"p99 {ours['p99_ms']} ms, errors {ours['errors']} (target >= 700 req/s)"
+            "ad-hoc, one supplied feature row (POST /score/features), score + explanation, "
+            f"one outcome: {_figures(ours)}; one connection: p50 {ours['single']['p50_ms']} ms "
+            f"(target >= 700 req/s), {_load_average()}"
         )
+        if "adhoc" in parts:
+            both = _load(
+                url, integrator, seconds, body=json.dumps({"features": row}), server_pid=pid
+            )
+            print(f"ad-hoc, one supplied feature row, both outcomes: {_figures(both)}")
+            hurl = base + "/api/v1/score/history"
+            hbody = json.dumps(history)
+            _post(hurl, integrator, hbody)
+            hist = _load(hurl, integrator, seconds, body=hbody, server_pid=pid)
+            print(
+                f"ad-hoc, person + {len(history['events'])} events in the input contract "
+                f"(POST /score/history: validation + feature engine per request), both "
+                f"outcomes: {_figures(hist)} (no target)"
+            )
         print(f"HTTP benchmarks end, {_load_average()}")
     finally:
         server.send_signal(signal.SIGTERM)
@@ -385,7 +447,10 @@ def _bench_http(
     return ours
 
 
-def _bench_mlflow(env: dict[str, str], names: list[str], seconds: float, ours: dict) -> None:
+def _bench_mlflow(env: dict[str, str], row: dict[str, float], seconds: float, ours: dict) -> None:
+    """``mlflow models serve`` (1 worker) on the same registered model, row and client."""
+    import httpx
+
     mport = _port()
     log = Path(tempfile.mkstemp(prefix="mlflow-serve-", suffix=".log")[1])
     with log.open("wb") as out:
@@ -398,6 +463,8 @@ def _bench_mlflow(env: dict[str, str], names: list[str], seconds: float, ours: d
                 "models:/sunflower-relapse@champion",
                 "--env-manager",
                 "local",
+                "--workers",
+                "1",
                 "-p",
                 str(mport),
                 "-h",
@@ -410,18 +477,34 @@ def _bench_mlflow(env: dict[str, str], names: list[str], seconds: float, ours: d
             start_new_session=True,  # it forks workers: stop the whole group
         )
     try:
+        url = f"http://127.0.0.1:{mport}/invocations"
         _wait(f"http://127.0.0.1:{mport}/ping", 180)
-        payload = json.dumps({"dataframe_split": {"columns": names, "data": [[1.0] * len(names)]}})
-        print(f"mlflow models serve starts, {_load_average()}")
-        theirs = _load(f"http://127.0.0.1:{mport}/invocations", "none", seconds, body=payload)
+        names = list(row)
+        payload = json.dumps({"dataframe_split": {"columns": names, "data": [list(row.values())]}})
+        first = httpx.post(url, content=payload, headers={"Content-Type": "application/json"})
+        first.raise_for_status()
+        p = float(np.ravel(first.json()["predictions"])[0])
         print(
-            f"mlflow models serve, same model, same row, same client (probability only): "
-            f"{theirs['rps']:.0f} req/s, p99 {theirs['p99_ms']} ms, errors {theirs['errors']}"
+            f"mlflow models serve starts, {_load_average()}; same row, its p {p:.6f}, "
+            f"ours {ours['p']:.6f} ({ours['model']['name']} v{ours['model']['version']})"
         )
+        theirs = _load(url, "none", seconds, body=payload, server_pid=mlf.pid)
+        theirs["single"] = _load(url, "none", min(seconds, 5), body=payload, conns=1)
+        print(
+            "side by side: same registered model, same feature row, same client "
+            f"(benchmarks/loadgen.py, 16 connections, {seconds:.0f} s closed loop), one server "
+            "process each"
+        )
+        for label, r in (
+            ("ours: POST /score/features, p + explanation", ours),
+            ("mlflow models serve: /invocations, p only  ", theirs),
+        ):
+            print(f"  {label}: {_figures(r)}; one connection: p50 {r['single']['p50_ms']} ms")
         if theirs["rps"]:
+            cpu = theirs["server_cpu_us"] / ours["server_cpu_us"] if ours["server_cpu_us"] else 0
             print(
-                f"ratio ours (with explanation) / mlflow serve: {ours['rps'] / theirs['rps']:.1f}x "
-                f"(aim >= 3x)"
+                f"ratio ours / mlflow serve: {ours['rps'] / theirs['rps']:.1f}x req/s "
+                f"(aim >= 3x), {cpu:.1f}x less server CPU per request, {_load_average()}"
             )
     except RuntimeError:
         print(f"mlflow models serve did not come up; its output:\n{log.read_text()[-3000:]}")

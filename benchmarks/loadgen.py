@@ -1,10 +1,16 @@
 """A small HTTP/1.1 load generator (asyncio, keep-alive), run as its own process.
 
-``python -m benchmarks.loadgen URL TOKEN --seconds S [--rate R] [--conns C] [--body JSON]``
-prints one JSON line: requests, errors, req/s and latency percentiles (ms).
-Closed loop without ``--rate`` (as fast as the server answers); open loop with
-``--rate`` (requests are scheduled at fixed times and latency is measured
-from the scheduled time, so a stall is not hidden: no coordinated omission).
+``python -m benchmarks.loadgen URL TOKEN --seconds S [--rate R] [--conns C] [--body JSON]
+[--server-pid PID]`` prints one JSON line: requests, errors, req/s, latency
+percentiles (ms), the CPU time the generator itself used, and — with
+``--server-pid`` — the CPU time (user + system, all threads) the server
+process used during the run, per request (``server_cpu_us``): the server's
+cost of a request, which unlike req/s does not depend on how busy the shared
+machine is. Closed loop without ``--rate`` (as fast as the server answers);
+open loop with ``--rate`` (requests are scheduled at fixed times and latency
+is measured from the scheduled time, so a stall is not hidden: no coordinated
+omission). The client runs on uvloop when it is installed (less of the shared
+CPU taken from the server); every server is measured with the same client.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from urllib.parse import urlsplit
 
@@ -49,8 +56,39 @@ async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: 
     return status
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` and its descendants (/proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        parent[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total = 0.0
+    for p in cpu:
+        q = p
+        while q > 1 and q != pid:
+            q = parent.get(q, 0)
+        if q == pid:
+            total += cpu[p]
+    return total
+
+
 async def run(
-    url: str, token: str, seconds: float, rate: float | None, conns: int, body: str | None
+    url: str,
+    token: str,
+    seconds: float,
+    rate: float | None,
+    conns: int,
+    body: str | None,
+    server_pid: int | None = None,
 ) -> dict:
     u = urlsplit(url)
     req = _request(url, token, body)
@@ -91,9 +129,14 @@ async def run(
             n += 1
         writer.close()
 
+    cpu0 = time.process_time()
+    server0 = process_cpu(server_pid) if server_pid else 0.0
     await asyncio.gather(*(worker(k) for k in range(conns)))
     took = time.perf_counter() - start
+    client_cpu = time.process_time() - cpu0
+    server_cpu = process_cpu(server_pid) - server0 if server_pid else None
     a = np.asarray(lat) * 1000 if lat else np.zeros(1)
+    done = max(len(lat) + errors, 1)
     return {
         "requests": len(lat) + errors,
         "errors": errors,
@@ -102,6 +145,8 @@ async def run(
         "p50_ms": round(float(np.percentile(a, 50)), 3),
         "p99_ms": round(float(np.percentile(a, 99)), 3),
         "max_ms": round(float(a.max()), 3),
+        "client_cpu_us": round(client_cpu / done * 1e6, 1),
+        "server_cpu_us": round(server_cpu / done * 1e6, 1) if server_cpu is not None else None,
     }
 
 
@@ -113,8 +158,16 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=None)
     ap.add_argument("--conns", type=int, default=8)
     ap.add_argument("--body", default=None)
+    ap.add_argument("--server-pid", type=int, default=None)
     a = ap.parse_args()
-    print(json.dumps(asyncio.run(run(a.url, a.token, a.seconds, a.rate, a.conns, a.body))))
+    job = run(a.url, a.token, a.seconds, a.rate, a.conns, a.body, a.server_pid)
+    try:
+        import uvloop
+    except ImportError:
+        result = asyncio.run(job)
+    else:
+        result = uvloop.run(job)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
