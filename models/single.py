@@ -99,14 +99,13 @@ class RowTables:
 
     def row(self, x: np.ndarray) -> np.ndarray:
         """Raw-margin contributions of one row (``n_features`` values), expected value last."""
-        nan = np.isnan(x)
-        zeroed = np.where(nan | (np.abs(x) <= ZERO), 0.0, x)
+        zeroed = np.where(np.abs(x) > ZERO, x, 0.0)  # NaN and |x| <= 1e-35f read as 0
         left = zeroed.take(self.slot_feature) <= self.slot_threshold
         if len(self.zero_slot):
             hit = zeroed.take(self.zero_feature) == 0.0
             left[self.zero_slot[hit]] = self.zero_default[hit]
         if len(self.nan_slot):
-            hit = nan.take(self.nan_feature)
+            hit = np.isnan(x.take(self.nan_feature))
             left[self.nan_slot[hit]] = self.nan_default[hit]
         code = np.packbits(left, bitorder="little")  # one byte per tree: bit k = split k
         values = self.table.take(code + self.offset, axis=0)
