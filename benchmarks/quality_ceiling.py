@@ -43,6 +43,7 @@ from typing import Any, cast
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import yaml
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
@@ -159,6 +160,21 @@ def without_reaction(cfg: SimConfig) -> SimConfig:
     return cfg.model_copy(update={"observation": quiet, "config_version": version})
 
 
+def with_overrides(cfg: SimConfig, assignments: list[str]) -> SimConfig:
+    """``section.key=value`` overrides (values parsed as YAML), validated like the file."""
+    raw = cfg.model_dump()
+    tags = []
+    for item in assignments:
+        path, _, value = item.partition("=")
+        section, _, key = path.partition(".")
+        if section not in raw or key not in raw[section]:
+            raise SystemExit(f"--set {item}: no such simulator parameter")
+        raw[section][key] = yaml.safe_load(value)
+        tags.append(f"{key}={value}")
+    raw["config_version"] = f"{cfg.config_version}-" + ",".join(tags)
+    return SimConfig.model_validate(raw)
+
+
 def evaluate_district(
     directory: Path, cfg: ModelConfig, outcomes: list[str], draws: int, say
 ) -> list[dict[str, Any]]:
@@ -235,6 +251,13 @@ def main(argv: list[str] | None = None) -> int:
         help="switch the worker's reactions off (no follow-up visits, no watch list, no "
         "family calls): sim-1's observation on the same hidden world",
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one simulator parameter (YAML value), e.g. observation.home_visit_monthly=2",
+    )
     ap.add_argument("--model-config", type=Path, default=None, help="model YAML")
     ap.add_argument("--outcomes", nargs="+", default=list(OUTCOMES), choices=OUTCOMES)
     ap.add_argument("--draws", type=int, default=400, help="label redraws for the noise band")
@@ -244,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     sim_cfg = load_sim_config(args.sim_config)
     if args.no_reaction:
         sim_cfg = without_reaction(sim_cfg)
+    if args.set:
+        sim_cfg = with_overrides(sim_cfg, args.set)
     cfg = load_model_config(args.model_config)
 
     def say(msg: str) -> None:
