@@ -21,6 +21,7 @@ from functools import cache
 from typing import Any
 
 import numpy as np
+import orjson
 
 from features.catalog import load_catalog
 from models.explain import EFFECT_WORDS, MODERATE, STRONG, Top
@@ -186,77 +187,180 @@ def explain_batch(
     return np.concatenate(ps), top
 
 
-class BodyWriter:
-    """Explanation bodies of one champion from :class:`models.explain.Top` rows.
+def json_text(value: Any) -> str:
+    """``orjson.dumps(value).decode()``."""
+    return orjson.dumps(value).decode()
 
-    ``body(p, band, units, contributions, key_units, key_values)`` equals
-    ``body_of(champion, p, band, drivers, model_ref(champion))`` for the
-    drivers :meth:`models.explain.Explainer.explain` makes of the same row.
+
+def json_numbers(values: np.ndarray) -> list[str]:
+    """Each float as orjson writes it (one orjson call for all; NaN is ``null``)."""
+    if not values.size:
+        return []
+    return orjson.dumps(values.ravel().tolist()).decode()[1:-1].split(",")
+
+
+def json_number(x: float) -> str:
+    """One float as orjson writes it."""
+    return orjson.dumps(x).decode()
+
+
+def round_like_python(x: np.ndarray, digits: int) -> np.ndarray:
+    """``round(v, digits)`` of every element, the same floats Python's round gives.
+
+    numpy rounds ``x * 10**digits`` (one rounding error) where Python rounds the
+    exact binary value; they can only disagree next to a half, so those elements
+    (and non-finite or huge ones) are rounded by Python itself.
+    """
+    scale = 10.0**digits
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = x * scale
+        out = np.rint(y) / scale
+        near_half = np.abs(y - np.floor(y) - 0.5) < 1e-6
+        risky = near_half | ~np.isfinite(y) | (np.abs(y) >= 2.0**52)
+    flat, source = out.reshape(-1), x.reshape(-1)
+    for i in np.flatnonzero(risky.reshape(-1)).tolist():
+        flat[i] = round(float(source[i]), digits)
+    return out
+
+
+def signed_two_decimals(x: np.ndarray) -> list[str]:
+    """``f"{v:+.2f}"`` of every element (formatted once per distinct result)."""
+    flat = x.reshape(-1)
+    hundredths = round_like_python(flat, 2) * 100.0
+    finite = np.isfinite(hundredths) & (np.abs(hundredths) < 2.0**52)
+    key = np.rint(np.where(finite, hundredths, 0.0)).astype(np.int64) * 2 + np.signbit(flat)
+    key[~finite] = np.iinfo(np.int64).min  # formatted one by one below
+    uniques, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    texts = [f"{float(flat[i]):+.2f}" for i in first.tolist()]
+    out = [texts[u] for u in inverse.tolist()]
+    for i in np.flatnonzero(~finite).tolist():
+        out[i] = f"{float(flat[i]):+.2f}"
+    return out
+
+
+class BodyWriter:
+    """Explanation bodies of one champion as JSON text, from :class:`models.explain.Top` rows.
+
+    ``render(p, band, units, contributions, key_units, key_values)`` returns
+    ``(body, top driver, top spec)``: ``"{" + body`` is, byte for byte,
+    ``orjson.dumps(body_of(champion, p, band, drivers, model_ref(champion)))``
+    for the drivers :meth:`models.explain.Explainer.explain` makes of the same
+    row, the top driver is the JSON of its first driver (``"null"`` if none) and
+    the top spec is :func:`top_spec` of it. The text is assembled from memoised
+    pieces (a driver's words depend on its unit, value and effect size only);
+    only the numbers are written per row.
     """
 
     def __init__(self, champion: ChampionLike) -> None:
         self.champion = champion
         self.explainer = champion.explainer  # type: ignore[attr-defined]
-        self.model = model_ref(champion)
-        self.outcome = champion.outcome
-        self.base_value = float(champion.base_value)
-        self._words: dict[tuple[int, float], tuple[str, float | None, str, str, bool, Any]] = {}
-        self._plans: dict[tuple[str, ...], list[dict[str, str]]] = {}
+        units = self.explainer.units
+        specs = feature_specs()
+        self._spec = [specs.get(u.name, u.name) for u in units]
+        self._head = (
+            f'"outcome":{json_text(champion.outcome)},"p":',
+            f',"base_value":{json_number(float(champion.base_value))},"drivers":[',
+            f',"model":{json_text(model_ref(champion))}}}',
+        )
+        self._bands = {b: json_text(_BANDS[b]) for b in _BANDS}
+        self._pieces: dict[tuple[int, float, bool, int], tuple[str, str, str, str, str | None]] = {}
+        self._plans: dict[tuple[str, ...], str] = {}
 
-    def _word(self, unit: int, key_unit: int, key_value: float) -> tuple[Any, ...]:
-        found = self._words.get((key_unit, key_value))
-        if found is None:
-            u = self.explainer.units[unit]
-            zh, en, value = self.explainer.describe_key(key_unit, key_value)
-            found = (u.name, _num(value), zh, en, bool(u.actionable), u.plan_item)
-            if len(self._words) < 200_000:
-                self._words[(key_unit, key_value)] = found
-        return found
+    def _piece(
+        self, unit: int, key_unit: int, key_value: float, up: bool, size: int
+    ) -> tuple[str, str, str, str, str | None]:
+        """(head, middle zh, middle en, tail, plan item) of a driver's JSON."""
+        u = self.explainer.units[unit]
+        zh, en, value = self.explainer.describe_key(key_unit, key_value)
+        eff_zh, eff_en = EFFECT_WORDS[(up, size)]
+        plan = u.plan_item if u.actionable and up else None
+        return (
+            f'{{"feature":{json_text(u.name)},"value":{json_text(_num(value))},"contribution":',
+            f',"direction":"{"raises" if up else "lowers"}","sentence_zh":'
+            f"{json_text(zh)[:-1]}，{eff_zh}（",
+            f'）","sentence_en":{json_text(en)[:-1]}: {eff_en} (',
+            f')","actionable":{json_text(bool(u.actionable))},"plan_item":{json_text(plan)}}}',
+            plan,
+        )
 
-    def body(
-        self,
-        p: float,
-        band: int,
-        units: list[int],
-        contributions: list[float],
-        key_units: list[int],
-        key_values: list[float],
-    ) -> dict[str, Any]:
-        drivers = []
-        plans: list[str] = []
-        for j, c, ku, kv in zip(units, contributions, key_units, key_values, strict=True):
-            name, value, zh, en, actionable, plan = self._word(j, ku, kv)
-            up = c > 0
-            size = c if up else -c
-            eff_zh, eff_en = EFFECT_WORDS[
-                (up, 2 if size >= STRONG else 1 if size >= MODERATE else 0)
-            ]
-            c2 = f"{c:+.2f}"
-            plan = plan if actionable and up else None
-            if plan:
-                plans.append(plan)
-            drivers.append(
-                {
-                    "feature": name,
-                    "value": value,
-                    "contribution": round(c, 6),
-                    "direction": "raises" if up else "lowers",
-                    "sentence_zh": f"{zh}，{eff_zh}（{c2}）",
-                    "sentence_en": f"{en}: {eff_en} ({c2})",
-                    "actionable": actionable,
-                    "plan_item": plan,
-                }
+    def render(
+        self, p: list[float], bands: list[int], top: Top
+    ) -> list[tuple[str, str, str | None]]:
+        """(body, top driver, top spec) of each row of a chunk (see the class docstring)."""
+        C = np.asarray(top.contributions, dtype=np.float64)
+        n, k = C.shape
+        c6 = round_like_python(C, 6)
+        n6 = json_numbers(c6)
+        c2 = signed_two_decimals(C)
+        up = C > 0
+        size = np.abs(C)
+        grade = (size >= MODERATE).astype(np.int64) + (size >= STRONG)
+        # one memo key per driver: (key unit, key value, raises, size) as one int64
+        if not C.size:
+            return [self._empty(p[i], bands[i]) for i in range(n)]
+        key_unit = np.asarray(top.key_unit, np.int64).reshape(-1)
+        key_value = np.ascontiguousarray(top.key_value, np.float64).reshape(-1)
+        _, value_code = np.unique(key_value.view(np.int64), return_inverse=True)
+        keys = (key_unit * (int(value_code.max()) + 1) + value_code.reshape(-1)) * 6
+        keys += up.reshape(-1) * 3 + grade.reshape(-1)
+        _, first_of, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        units = np.asarray(top.units, np.int64).reshape(-1)
+        up_flat, grade_flat = up.reshape(-1), grade.reshape(-1)
+        pieces = [
+            self._memo(
+                int(units[f]),
+                int(key_unit[f]),
+                float(key_value[f]),
+                bool(up_flat[f]),
+                int(grade_flat[f]),
             )
-        ids = tuple(dict.fromkeys(plans))
-        items = self._plans.get(ids)
-        if items is None:
-            items = self._plans[ids] = plan_items(list(ids))
-        return {
-            "outcome": self.outcome,
-            "p": p,
-            "band": _BANDS[band],
-            "base_value": self.base_value,
-            "drivers": drivers,
-            "plan_items": items,
-            "model": self.model,
-        }
+            for f in first_of.tolist()
+        ]
+        which = inverse.reshape(-1).tolist()
+        raising = c6 > 0  # top_spec reads the rounded contribution
+        has_spec: list[bool] = np.asarray(raising.any(axis=1), dtype=bool).tolist()
+        spec_unit = units.reshape(n, k)[np.arange(n), raising.argmax(axis=1)].tolist()
+        spec_of = self._spec
+        p_text = json_numbers(np.asarray(p, dtype=np.float64))
+        heads, zhs, ens, tails, plans = zip(*pieces, strict=True)
+        texts = [
+            f"{heads[w]}{n6[d]}{zhs[w]}{c2[d]}{ens[w]}{c2[d]}{tails[w]}"
+            for d, w in enumerate(which)
+        ]
+        plan_of = [plans[w] for w in which]
+        start, base, model = self._head
+        bands_json = self._bands
+        out = []
+        for i in range(n):
+            lo, hi = i * k, i * k + k
+            ids = tuple(plan_of[lo:hi])
+            items = self._plans.get(ids)
+            if items is None:
+                unique_ids = list(dict.fromkeys(x for x in ids if x))
+                items = self._plans[ids] = json_text(plan_items(unique_ids))
+            body = (
+                f'{start}{p_text[i]},"band":{bands_json[bands[i]]}{base}'
+                f'{",".join(texts[lo:hi])}],"plan_items":{items}{model}'
+            )
+            spec = spec_of[spec_unit[i]] if has_spec[i] else None
+            out.append((body, texts[lo], spec))
+        return out
+
+    def _empty(self, p: float, band: int) -> tuple[str, str, str | None]:
+        start, base, model = self._head
+        items = json_text(plan_items([]))
+        body = (
+            f'{start}{json_number(p)},"band":{self._bands[band]}{base}],"plan_items":{items}{model}'
+        )
+        return body, "null", None
+
+    def _memo(
+        self, unit: int, key_unit: int, key_value: float, up: bool, size: int
+    ) -> tuple[str, str, str, str, str | None]:
+        key = (key_unit, key_value, up, size)
+        found = self._pieces.get(key)
+        if found is None:
+            found = self._piece(unit, key_unit, key_value, up, size)
+            if len(self._pieces) < 400_000:
+                self._pieces[key] = found
+        return found

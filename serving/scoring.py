@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -38,6 +38,7 @@ from features.catalog import load_catalog
 from features.config import load_label_config
 from features.engine import attach, compute, connect, set_entities
 from features.store import load_event_columns, load_persons
+from models.explain import Top
 from serving.alerts import (
     ALERT_BITS,
     COHORT_BITS,
@@ -49,7 +50,17 @@ from serving.alerts import (
 from serving.bands import band_words, bands_of
 from serving.champions import ChampionLike
 from serving.db import migrate, score_runs
-from serving.explain import TOP_K, BodyWriter, body_of, explain_batch, model_ref, top_spec
+from serving.explain import (
+    TOP_K,
+    BodyWriter,
+    body_of,
+    explain_batch,
+    json_numbers,
+    json_text,
+    model_ref,
+    round_like_python,
+    top_spec,
+)
 from serving.publish import publish_batches
 
 Progress = Callable[[str], None]
@@ -183,16 +194,13 @@ def _score_date(
     alert_rows = compute_alerts(who, events, day, rules)
     cohorts = cohort_flags(who, events, day, rules).to_numpy()
     del events
-    masks = (
-        alert_rows.assign(bit=alert_rows["kind"].map(ALERT_BITS))
-        .groupby("person_id")["bit"]
-        .sum()
-        .reindex(who["person_id"], fill_value=0)
-        .to_numpy()
-    )
-    kinds: dict[str, list[str]] = {
-        str(k): list(v) for k, v in alert_rows.groupby("person_id")["kind"].agg(list).items()
-    }
+    kinds: dict[str, list[str]] = {}
+    bits: dict[str, int] = {}
+    alert_pairs = zip(alert_rows["person_id"].tolist(), alert_rows["kind"].tolist(), strict=True)
+    for pid, kind in alert_pairs:
+        kinds.setdefault(str(pid), []).append(str(kind))
+        bits[str(pid)] = bits.get(str(pid), 0) + ALERT_BITS[kind]
+    masks = np.array([bits.get(pid, 0) for pid in who["person_id"].tolist()], dtype=np.int64)
     clock["alerts"], t = time.perf_counter() - t, time.perf_counter()
     names = [f.name for f in load_catalog().features()]
     matrix = feats[names].to_numpy(dtype=np.float64)
@@ -322,92 +330,126 @@ def _batches(
             _ranks(p_array, caseload, tie),
             _ranks(p_array, town, tie),
             _ranks(p_array, district, tie),
-            previous.get(outcome, {}),
+            None,
             [o for o in outcomes if o != outcome],
             str(champion.version),
             model_ref(champion),
             BodyWriter(champion) if results[outcome][1] is not None else None,
         )
     clock["rows"] += time.perf_counter() - t
+    text: dict[object, str] = {}  # JSON of repeated values (workers, towns, alert lists)
+
+    def cached(value: Any, key: object = None) -> str:
+        k = value if key is None else key
+        found = text.get(k)
+        if found is None:
+            found = text[k] = json_text(value)
+        return found
+
+    bands_json = {b: json_text(w) for b, w in words.items()}
+    p_arrays = {o: np.asarray(shown[o], dtype=np.float64) for o in outcomes}
+    # the previous run's p (NaN: not scored then) and band (-1) per person
+    old_p, old_band = {}, {}
+    for outcome in outcomes:
+        before = previous.get(outcome, {})
+        found = [before.get(pid) for pid in pids]
+        old_p[outcome] = np.array([np.nan if f is None else f[0] for f in found], np.float64)
+        old_band[outcome] = [-1 if f is None else int(f[1]) for f in found]
     for lo in range(0, n, CHUNK):
         t = time.perf_counter()
         hi = min(lo + CHUNK, n)
         say(f"explaining and storing {lo:,} of {n:,} persons")
+        j_pids = [json_text(pid) for pid in pids[lo:hi]]
+        heads = [
+            f'{{"person_id":{j_pid},"worker_id":{cached(worker)},'
+            f'"district":{cached(dist)},"town":{cached(twn)},"outcome":'
+            for j_pid, (_, worker, dist, twn) in zip(j_pids, people[lo:hi], strict=True)
+        ]
+        flags = [  # alerts and cohorts, the same for both outcomes
+            f'"alerts":{cached(kinds.get(pid, []), ("alerts", *kinds.get(pid, ())))},'
+            f'"cohorts":{cached(cohort_lists[i], ("cohorts", cohort_ints[i]))},'
+            for i, pid in zip(range(lo, hi), pids[lo:hi], strict=True)
+        ]
+        p_text = {o: json_numbers(p_arrays[o][lo:hi]) for o in outcomes}
+        band_text = {o: [bands_json[b] for b in band_ints[o][lo:hi]] for o in outcomes}
         scores: list[tuple[Any, ...]] = []
         explanations: list[tuple[Any, ...]] = []
         for outcome in outcomes:
-            champion, rank_c, rank_t, rank_d, before, others, version, model, writer = state[
-                outcome
-            ]
+            champion, rank_c, rank_t, rank_d, _, others, version, model, writer = state[outcome]
             _, top, X = results[outcome]
             p_shown, band_list = shown[outcome], band_ints[outcome]
-            bodies: Iterable[dict[str, Any]]
+            rendered: list[tuple[str, str, str | None]]
             if writer is not None:
-                bodies = map(
-                    writer.body,
+                rendered = writer.render(
                     p_shown[lo:hi],
                     band_list[lo:hi],
-                    top.units[lo:hi].tolist(),
-                    top.contributions[lo:hi].tolist(),
-                    top.key_unit[lo:hi].tolist(),
-                    top.key_value[lo:hi].tolist(),
+                    Top(
+                        top.units[lo:hi],
+                        top.contributions[lo:hi],
+                        top.key_unit[lo:hi],
+                        top.key_value[lo:hi],
+                    ),
                 )
             else:
                 drivers = champion.explain(X[lo:hi], top_k=TOP_K)
-                bodies = (
-                    body_of(champion, p_shown[i], band_list[i], drivers[i - lo], model)
+                rendered = [
+                    _rendered(body_of(champion, p_shown[i], band_list[i], drivers[i - lo], model))
                     for i in range(lo, hi)
+                ]
+            change = round_like_python(p_arrays[outcome][lo:hi] - old_p[outcome][lo:hi], 6)
+            change_text = json_numbers(change)  # null where there was no previous score
+            changes = [None if c != c else c for c in change.tolist()]
+            previous_band = ["null" if b < 0 else str(b) for b in old_band[outcome][lo:hi]]
+            j_outcome, j_model = json_text(outcome), json_text(model)
+            other = [
+                ",".join(
+                    f'{{"outcome":{cached(o)},"p":{p_text[o][i]},"band":{band_text[o][i]}}}'
+                    for o in others
                 )
-            for i, body in zip(range(lo, hi), bodies, strict=True):
-                pid, worker, dist, twn = people[i]
-                old = before.get(pid)
-                change = None if old is None else round(p_shown[i] - old[0], 6)
-                item = {
-                    "person_id": pid,
-                    "worker_id": worker,
-                    "district": dist,
-                    "town": twn,
-                    "outcome": outcome,
-                    "p": p_shown[i],
-                    "band": body["band"],
-                    "rank_caseload": rank_c[i],
-                    "caseload_size": caseload_size[i],
-                    "rank_town": rank_t[i],
-                    "town_size": town_size[i],
-                    "change": change,
-                    "previous_band": None if old is None else int(old[1]),
-                    "top_driver": body["drivers"][0] if body["drivers"] else None,
-                    "alerts": kinds.get(pid, []),
-                    "cohorts": cohort_lists[i],
-                    "other_outcomes": [
-                        {"outcome": o, "p": shown[o][i], "band": words[band_ints[o][i]]}
-                        for o in others
-                    ],
-                    "model": model,
-                }
-                scores.append(
-                    (
-                        outcome,
-                        pid,
-                        worker,
-                        dist,
-                        twn,
-                        p_shown[i],
-                        band_list[i],
-                        rank_c[i],
-                        rank_t[i],
-                        rank_d[i],
-                        change,
-                        mask_list[i],
-                        cohort_ints[i],
-                        top_spec(body),
-                        version,
-                        orjson.dumps(item).decode(),
-                    )
+                for i in range(hi - lo)
+            ]
+            items = [
+                f'{head}{j_outcome},"p":{pt},"band":{bt},"rank_caseload":{rc},'
+                f'"caseload_size":{cs},"rank_town":{rt},"town_size":{ts},"change":{ct},'
+                f'"previous_band":{pb},"top_driver":{r[1]},{fl}'
+                f'"other_outcomes":[{ot}],"model":{j_model}}}'
+                for head, pt, bt, rc, cs, rt, ts, ct, pb, r, fl, ot in zip(
+                    heads,
+                    p_text[outcome],
+                    band_text[outcome],
+                    rank_c[lo:hi],
+                    caseload_size[lo:hi],
+                    rank_t[lo:hi],
+                    town_size[lo:hi],
+                    change_text,
+                    previous_band,
+                    rendered,
+                    flags,
+                    other,
+                    strict=True,
                 )
-                explanations.append(
-                    (pid, outcome, orjson.dumps({"person_id": pid, **body}).decode())
+            ]
+            scores += [
+                (outcome, *who_i, p, b, rc, rt, rd, ch, m, co, r[2], version, item)
+                for who_i, p, b, rc, rt, rd, ch, m, co, r, item in zip(
+                    people[lo:hi],
+                    p_shown[lo:hi],
+                    band_list[lo:hi],
+                    rank_c[lo:hi],
+                    rank_t[lo:hi],
+                    rank_d[lo:hi],
+                    changes,
+                    mask_list[lo:hi],
+                    cohort_ints[lo:hi],
+                    rendered,
+                    items,
+                    strict=True,
                 )
+            ]
+            explanations += [
+                (pid, outcome, f'{{"person_id":{jp},{r[0]}')
+                for pid, jp, r in zip(pids[lo:hi], j_pids, rendered, strict=True)
+            ]
         vectors = [(pids[i], matrix[i].tobytes()) for i in range(lo, hi)]
         clock["rows"] += time.perf_counter() - t
         yield "scores", scores
@@ -415,6 +457,12 @@ def _batches(
         yield "feature_rows", vectors
     yield "alerts", alerts
     yield "town_kpis", kpis
+
+
+def _rendered(body: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(body JSON without its opening brace, first driver's JSON, top spec) of a body dict."""
+    first = json_text(body["drivers"][0]) if body["drivers"] else "null"
+    return json_text(body)[1:], first, top_spec(body)
 
 
 def town_kpis(status: pd.DataFrame, feats: pd.DataFrame, names: list[str]) -> list[tuple]:

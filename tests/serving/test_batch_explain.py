@@ -8,10 +8,22 @@ import orjson
 import pytest
 
 from features.catalog import load_catalog
+from models.explain import Top
 from models.predictor import CalibratedBooster
 from models.scoring import Champion
 from serving.bands import bands_of
-from serving.explain import BodyWriter, body_of, explain_batch, model_ref, score_rows
+from serving.explain import (
+    BodyWriter,
+    body_of,
+    explain_batch,
+    json_number,
+    json_numbers,
+    model_ref,
+    round_like_python,
+    score_rows,
+    signed_two_decimals,
+    top_spec,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,22 +55,48 @@ def test_batch_bodies_equal_the_per_row_bodies(champion_and_rows):
     model = model_ref(champion)
     bands = bands_of("relapse", p).tolist()
     units = {u.name: u for u in champion.explainer.units}
-    for i in range(len(X)):
-        shown = round(float(p[i]), 6)
-        ours = writer.body(
-            shown,
-            bands[i],
-            top.units[i].tolist(),
-            top.contributions[i].tolist(),
-            top.key_unit[i].tolist(),
-            top.key_value[i].tolist(),
+    shown = [round(float(v), 6) for v in p]
+    rendered = []
+    for lo in range(0, len(X), 700):  # in chunks, as the job does
+        part = Top(
+            *(a[lo : lo + 700] for a in (top.units, top.contributions, top.key_unit, top.key_value))
         )
-        theirs = body_of(champion, shown, bands[i], drivers[i], model)
-        assert orjson.dumps(ours) == orjson.dumps(theirs)
-        for d in ours["drivers"]:  # the words Unit.describe gives for this very row
+        rendered += writer.render(shown[lo : lo + 700], bands[lo : lo + 700], part)
+    for i, (body, first, spec) in enumerate(rendered):
+        theirs = body_of(champion, shown[i], bands[i], drivers[i], model)
+        assert "{" + body == orjson.dumps(theirs).decode()  # byte for byte
+        assert first == orjson.dumps(theirs["drivers"][0]).decode()
+        assert spec == top_spec(theirs)
+        for d in orjson.loads("{" + body)["drivers"]:  # the words Unit.describe gives this row
             zh, en, value = units[d["feature"]].describe(X[i])
             assert d["sentence_zh"].startswith(f"{zh}，") and d["sentence_en"].startswith(en)
             assert repr(d["value"]) == repr(value)
+
+
+def test_rounding_and_two_decimals_are_pythons():
+    rng = np.random.default_rng(1)
+    x = np.concatenate(
+        [
+            rng.normal(0, 1, 20000),
+            rng.normal(0, 1e-6, 2000),
+            np.array([0.0, -0.0, 5e-7, -5e-7, 2.5e-7, 0.0000015, 0.125, 0.005, -0.005, 0.015]),
+            np.array([1.0000005, 2.675, -2.675, 1e300, -1e-300, np.nan, np.inf, -np.inf]),
+            np.round(rng.normal(0, 1, 5000), 7) + 5e-7,  # right next to halves
+        ]
+    )
+    got = round_like_python(x, 6)
+    want = [round(float(v), 6) for v in x]
+    assert [repr(v) for v in got.tolist()] == [repr(v) for v in want]
+    assert signed_two_decimals(x) == [f"{float(v):+.2f}" for v in x]
+    assert json_numbers(got) == [orjson.dumps(v).decode() for v in want]
+
+
+def test_numbers_are_written_as_orjson_writes_them():
+    rng = np.random.default_rng(0)
+    values = [0.0, -0.0, 1e-4, 9.99e-5, 1e-6, -5e-6, 1e15, 1e16, 609.0, float("nan")]
+    values += (rng.choice([-1, 1], 20000) * 10 ** rng.uniform(-9, 18, 20000)).tolist()
+    for x in values + [round(v, 6) for v in values]:
+        assert json_number(x) == orjson.dumps(x).decode()
 
 
 def test_batch_p_and_drivers_agree_with_lightgbm_scoring(champion_and_rows):
