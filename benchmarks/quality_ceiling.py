@@ -22,10 +22,14 @@ then prints per fold and outcome:
 * the observable ceiling: a LightGBM regressor (cross-entropy objective) fitted
   to the *true p* of the training rows with early stopping on the validation
   rows — a noise-free target, the best these features could learn — scored
-  the same ways.
+  the same ways;
+* with ``--attribution``, the same ceiling with the hidden state among its
+  inputs (replayed in memory by :func:`features.simulator.hidden.hidden_state`):
+  + using and absconded-not-yet-flagged, and + every hidden state (which
+  should recover the oracle: a check of the harness).
 
-The truth is used only to measure and as the ceiling regressor's target; it is
-never a model input.
+The truth and the hidden state are used only to measure and as the ceiling
+regressor's target or inputs; they are never inputs of the models trained.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ from features.config import OUTCOMES
 from features.simulator import simulate
 from features.simulator.config import SimConfig
 from features.simulator.config import load_config as load_sim_config
+from features.simulator.hazard import COVARIATES
+from features.simulator.hidden import hidden_state
 from models.config import ModelConfig, Outcome
 from models.config import load_config as load_model_config
 from models.metrics import select_top
@@ -104,9 +110,14 @@ def label_noise_band(
     }
 
 
-def fit_ceiling(panel: Panel, fold: Fold, outcome: str, cfg: ModelConfig) -> lgb.Booster:
-    """LightGBM on the true p of the training rows (early stopping on the validation rows)."""
-    names, target = panel.feature_names, f"p_{outcome}"
+def fit_ceiling(
+    panel: Panel, fold: Fold, outcome: str, cfg: ModelConfig, extra: tuple[str, ...] = ()
+) -> lgb.Booster:
+    """LightGBM on the true p of the training rows (early stopping on the validation rows).
+
+    ``extra`` adds panel columns to the inputs (the hidden state, for attribution).
+    """
+    names, target = [*panel.feature_names, *extra], f"p_{outcome}"
     train, valid = (
         rows[rows[target].notna()]
         for rows in (panel.rows(outcome, fold.train), panel.rows(outcome, fold.valid))
@@ -175,11 +186,32 @@ def with_overrides(cfg: SimConfig, assignments: list[str]) -> SimConfig:
     return SimConfig.model_validate(raw)
 
 
+#: Hidden state added to the ceiling's inputs for attribution (``--attribution``).
+ATTRIBUTION = {
+    "use_abscond": ("using", "absconded"),
+    "every_hidden": ("using", "absconded", *COVARIATES),
+}
+
+
 def evaluate_district(
-    directory: Path, cfg: ModelConfig, outcomes: list[str], draws: int, say
+    directory: Path,
+    cfg: ModelConfig,
+    outcomes: list[str],
+    draws: int,
+    say,
+    hidden: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
-    """Every fold of every outcome on one simulated district."""
+    """Every fold of every outcome on one simulated district.
+
+    With ``hidden`` (from :func:`features.simulator.hidden.hidden_state`), the
+    ceiling is also fitted with the hidden state among its inputs.
+    """
     panel = build_panel(load_dir(directory), cfg)
+    if hidden is not None:
+        frame = panel.frame.merge(hidden, on=["person_id", "as_of"], how="left")
+        cols = [c for c in hidden.columns if c not in ("person_id", "as_of")]
+        frame[cols] = frame[cols].astype(float)
+        panel = Panel(frame, panel.feature_names, panel.cutoff, panel.horizon_days, panel.manifest)
     folds = make_folds(panel.dates, panel.cutoff, panel.horizon_days, cfg.folds)
     out = []
     for outcome in outcomes:
@@ -192,6 +224,13 @@ def evaluate_district(
             as_of = test["as_of"].to_numpy()
             model = res.predictor.predict(Xt)
             ceiling = np.asarray(fit_ceiling(panel, fold, outcome, cfg).predict(Xt))
+            attribution = {}
+            if hidden is not None:
+                for label, extra in ATTRIBUTION.items():
+                    booster = fit_ceiling(panel, fold, outcome, cfg, extra)
+                    Xh = test[[*panel.feature_names, *extra]].to_numpy(np.float64)
+                    score = np.asarray(booster.predict(Xh))
+                    attribution[label] = _ratios(score, y, p, as_of, cfg)
             m = res.metrics
             out.append(
                 {
@@ -205,6 +244,7 @@ def evaluate_district(
                     "ratio_p10": res.ratios["precision_at_10pct"],
                     "model": _ratios(model, y, p, as_of, cfg),
                     "ceiling": _ratios(ceiling, y, p, as_of, cfg),
+                    "attribution": attribution,
                     "noise_band": label_noise_band(model, p, as_of, cfg, draws, fold.index),
                     "auc": {k: m[k]["roc_auc"] for k in ("lightgbm", "logistic", "rule", "oracle")},
                     "p10": {
@@ -258,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECTION.KEY=VALUE",
         help="override one simulator parameter (YAML value), e.g. observation.home_visit_monthly=2",
     )
+    ap.add_argument(
+        "--attribution",
+        action="store_true",
+        help="also fit the ceiling with the hidden state among its inputs (replayed in memory)",
+    )
     ap.add_argument("--model-config", type=Path, default=None, help="model YAML")
     ap.add_argument("--outcomes", nargs="+", default=list(OUTCOMES), choices=OUTCOMES)
     ap.add_argument("--draws", type=int, default=400, help="label redraws for the noise band")
@@ -283,13 +328,27 @@ def main(argv: list[str] | None = None) -> int:
             if not (out / "truth.parquet").exists():
                 simulate(args.persons, START, END, seed=seed, out=out, config=sim_cfg)
             say(f"seed {seed}: {sim_cfg.config_version}, district in {out}")
-            for r in evaluate_district(out, cfg, args.outcomes, args.draws, say):
+            hidden = (
+                hidden_state(args.persons, START, END, seed, sim_cfg) if args.attribution else None
+            )
+            for r in evaluate_district(out, cfg, args.outcomes, args.draws, say, hidden):
                 rows.append({"seed": seed, "sim": sim_cfg.config_version, **r})
             say(f"seed {seed}: {time.perf_counter() - began:.0f} s")
     print(
         f"# simulator {sim_cfg.config_version}, models {cfg.config_version}, {args.persons} persons"
     )
     print(_table(rows))
+    if any(r["attribution"] for r in rows):
+        print("\n# attribution: ceiling E-AUC / E-P@10% ratios with hidden state among its inputs")
+        print(f"{'seed':>9} {'outcome':<16}{'f':>2}  {'features':>13}  {'+ using, absconded':>18}  "
+              f"{'+ every hidden state':>20}")  # fmt: skip
+        for r in rows:
+            a, c = r["attribution"], r["ceiling"]
+            cells = [f"{c['e_auc']:.3f} / {c['e_p10']:.3f}"] + [
+                f"{a[k]['e_auc']:.3f} / {a[k]['e_p10']:.3f}" for k in ATTRIBUTION
+            ]
+            print(f"{r['seed']:>9} {r['outcome']:<16}{r['fold']:>2}  {cells[0]:>13}  "
+                  f"{cells[1]:>18}  {cells[2]:>20}")  # fmt: skip
     frame = pd.DataFrame(
         [
             {

@@ -106,7 +106,11 @@ def simulate(
         progress(n_days + 2, total)
     n_truth, se = 0, (0.0, 0.0)
     if rows is not None:
-        cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in vars(rows).items()}
+        cat = {
+            k: np.concatenate(v) if v else np.zeros(0)
+            for k, v in vars(rows).items()
+            if k != "hidden"
+        }
         n_truth = write_truth(
             cat["person"].astype(np.int64),
             cat["day"].astype(np.int64),

@@ -60,6 +60,9 @@ class TruthRows:
     p_loss: list[np.ndarray] = field(default_factory=list)
     se_relapse: list[np.ndarray] = field(default_factory=list)
     se_loss: list[np.ndarray] = field(default_factory=list)
+    #: the hidden state behind p, per row (``using``, ``absconded`` and the
+    #: latent factors): never written, kept for diagnostics (:mod:`.hidden`)
+    hidden: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
 def month_starts(start: date, first: int, last: int) -> list[int]:
@@ -269,6 +272,9 @@ class _Sim:
         truth.p_loss.append(full["pl"][cohort])
         truth.se_relapse.append(full["sr"][cohort])
         truth.se_loss.append(full["sl"][cohort])
+        hidden = {"using": using, "absconded": status == ABSCONDED, **cov}
+        for name, values in hidden.items():
+            truth.hidden.setdefault(name, []).append(values[cohort])
 
 
 def run(

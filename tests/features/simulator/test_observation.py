@@ -1,7 +1,7 @@
 """Observation is a pure trace: how densely people are watched never changes the world.
 
 And the worker's reactions happen: warning signs are followed by a home visit
-within days.
+within days; the hidden state behind the truth can be replayed for diagnostics.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 
 from features.simulator import simulate
 from features.simulator.config import load_config
+from features.simulator.hidden import hidden_state
 
 pytestmark = pytest.mark.xdist_group("simulator_district")
 
@@ -83,3 +84,19 @@ def test_warning_signs_are_followed_up_within_days(tables):
     # Without reactions, a routine visit lands in a 6-day span ~20% of the time.
     per_month = len(visits) / ev["person_id"].nunique() / 36
     assert share > 2 * (1 - np.exp(-per_month * (hi - lo + 1) / 30.44))
+
+
+def test_hidden_state_replays_the_world_behind_the_truth(tmp_path):
+    start, end = date(2024, 1, 1), date(2024, 12, 31)
+    simulate(800, start, end, seed=9, out=tmp_path)
+    truth = pd.read_parquet(tmp_path / "truth.parquet")
+    truth["as_of"] = pd.to_datetime(truth["as_of"]).astype("datetime64[us]")
+    truth = truth.pivot_table(index=["person_id", "as_of"], columns="outcome", values="p")
+    hidden = hidden_state(800, start, end, seed=9).set_index(["person_id", "as_of"])
+    assert hidden.index.sort_values().equals(truth.index.sort_values())
+    rows = truth.join(hidden)
+    # Absconded, not yet flagged: certain to be flagged, never tested.
+    assert (rows.loc[rows["absconded"], "loss_of_contact"] == 1.0).all()
+    assert (rows.loc[rows["absconded"], "relapse"] == 0.0).all()
+    using = rows["using"] & ~rows["absconded"]
+    assert rows.loc[using, "relapse"].mean() > 5 * rows.loc[~using, "relapse"].mean()
