@@ -141,7 +141,7 @@ def _aligned(shape: tuple[int, int]) -> np.ndarray:
 
 def _row_tables(predictor: CalibratedBooster) -> RowTables | None:
     tables = TreeTables.of(predictor.booster)
-    if tables is None:
+    if tables is None or not len(tables.pair_tree):  # declined, or no tree splits at all
         return None
     fast = RowTables(tables)
     X = fast.probe()

@@ -111,3 +111,18 @@ def test_tables_that_disagree_with_lightgbm_are_not_used(monkeypatch):
     assert one.tables is None
     monkeypatch.undo()
     _assert_equal(one, champion, _rows(nan=False)[:20])
+
+
+def test_a_model_without_splits_is_scored_by_lightgbm():
+    X, _ = _data(500, 1)
+    flat = lgb.train(
+        {"objective": "binary", "verbose": -1, "min_data_in_leaf": 10_000},
+        lgb.Dataset(X, np.r_[np.ones(50), np.zeros(450)]),
+        num_boost_round=3,
+    )
+    champion = _champion(flat)
+    one = SingleRow.of(champion)
+    assert one.tables is None
+    np.testing.assert_allclose(
+        one.contributions(X[0]), champion.contributions(X[:1])[0], rtol=0, atol=1e-12
+    )
