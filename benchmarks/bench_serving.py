@@ -241,6 +241,7 @@ def _setup(tmp: Path, n: int) -> tuple[object, dict]:
     from features.ingest import ingest_frames
     from features.store import make_engine
     from models.scoring import load_champion
+    from serving.db import migrate
 
     db, tracking = f"sqlite:///{tmp / 'sunflower.db'}", f"sqlite:///{tmp / 'mlflow.db'}"
     engine = make_engine(db)
@@ -268,6 +269,7 @@ def _setup(tmp: Path, n: int) -> tuple[object, dict]:
             print(
                 f"setup: two champions trained and registered in {time.perf_counter() - t2:.0f} s"
             )
+    migrate(engine)  # the service tables too: accounts can be added before any scoring
     champions = {o: load_champion(o, tracking) for o in ("relapse", "loss_of_contact")}
     (tmp / "ready").write_text(f"{n} persons\n")
     return engine, champions
