@@ -162,14 +162,19 @@ BATCH_ROWS = 50_000
 
 
 def explain_batch(
-    champion: ChampionLike, X: np.ndarray, top_k: int = TOP_K, threads: int = 1
+    champion: ChampionLike, X: np.ndarray, top_k: int = TOP_K, threads: int | None = None
 ) -> tuple[np.ndarray, Top] | None:
     """(p, top drivers as arrays) for every row of ``X``, or None for a champion
     without the batch path (anything but a :class:`models.scoring.Champion`).
 
     p = sigmoid(row sum of the contributions): the calibrated log-odds exactly
-    (see :func:`_predict_explain`), so one TreeSHAP pass gives both.
+    (see :func:`_predict_explain`), so one TreeSHAP pass gives both. The
+    contributions come from the TreeSHAP tables (numpy, one thread); ``threads``
+    (default: as :func:`_predict_explain`) applies only when LightGBM computes
+    them for a model the tables decline.
     """
+    if threads is None:
+        threads = min(os.cpu_count() or 1, 4) if len(X) >= THREADED_ROWS else 1
     predictor = getattr(champion, "predictor", None)
     explainer = getattr(champion, "explainer", None)
     if predictor is None or explainer is None or not hasattr(predictor, "batch_contributions"):
