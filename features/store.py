@@ -27,7 +27,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
-from features.contract import EVENT_COLUMN_NAMES, PERSON_COLUMN_NAMES
+from features.contract import (
+    EVENT_CODED_RESULTS,
+    EVENT_COLUMN_NAMES,
+    EVENT_TYPES,
+    PERSON_COLUMN_NAMES,
+)
 
 VERSION_TABLE = "alembic_version_features"
 
@@ -198,12 +203,14 @@ def load_event_columns(engine: Engine, recorded_before: pd.Timestamp | None = No
         before = pd.Timestamp(recorded_before).to_pydatetime()
         where = " WHERE recorded_at < " + ("%s" if postgres else "?")
         params = (before if postgres else before.strftime(_SQLITE_TIME),)
-    # recorded_at is usually ts: NULL then (no string made), filled with ts below
+    # recorded_at is usually ts: NULL then (no string made), filled with ts below; on
+    # SQLite known types and results come as small ints (Python's cached ones), not strings
+    type_sql, result_sql = ("type", "result") if postgres else (_coded("type"), _coded("result"))
     sql = (
         f"SELECT person_id, {ts_sql}, CASE WHEN recorded_at = ts THEN NULL ELSE {rec_sql} END, "
-        f"type, result, value FROM events{where}"
+        f"{type_sql}, {result_sql}, value FROM events{where}"
     )
-    coders = [_Coder(), _Coder(), _Coder()]
+    coders = [_Coder(), _Coder(_CODED["type"]), _Coder(_CODED["result"])]
     parts: list[tuple[np.ndarray, ...]] = []
     with engine.connect() as conn:
         driver = conn.connection.driver_connection
@@ -256,15 +263,43 @@ def _fetch(driver: Any, sql: str, params: tuple, postgres: bool) -> Iterator[lis
         cursor.close()
 
 
-class _Coder:
-    """Codes a column's values chunk by chunk against one growing category list."""
+#: Values the SQLite read sends as ints (1-based position here); anything else as text.
+_CODED: dict[str, tuple[str, ...]] = {
+    "type": EVENT_TYPES,
+    "result": tuple(sorted({r for rs in EVENT_CODED_RESULTS.values() for r in rs})),
+}
 
-    def __init__(self) -> None:
+
+def _coded(column: str) -> str:
+    whens = " ".join(
+        f"WHEN '{v.replace(chr(39), chr(39) * 2)}' THEN {i}"
+        for i, v in enumerate(_CODED[column], 1)
+    )
+    return f"CASE {column} {whens} ELSE {column} END"
+
+
+class _Coder:
+    """Codes a column's values chunk by chunk against one growing category list.
+
+    ``names``: ints among the values stand for ``names[value - 1]``.
+    """
+
+    def __init__(self, names: tuple[str, ...] = ()) -> None:
         self.index: dict[object, int] = {}
+        self.names = names
 
     def codes(self, values: Sequence[object]) -> np.ndarray:
         local, uniques = pd.factorize(np.array(values, dtype=object))
-        to_global = np.array([self.index.setdefault(v, len(self.index)) for v in uniques] + [-1])
+        names = self.names
+        to_global = np.array(
+            [
+                self.index.setdefault(
+                    names[v - 1] if isinstance(v, int) and names else v, len(self.index)
+                )
+                for v in uniques
+            ]
+            + [-1]
+        )
         return to_global[local].astype(np.int32)  # factorize's -1 (None) -> last: -1
 
     def categorical(self, codes: np.ndarray | None) -> pd.Categorical:

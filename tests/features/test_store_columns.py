@@ -34,6 +34,7 @@ def _district(engine) -> None:
             event("e5", "2023-04-03T08:00:00", "home_visit", person_id="p-2"),
             event("e6", "2023-04-04T23:59:59.999999", "check_in", result="missed"),
             event("e7", "2023-04-05T08:00:00", "leave_notice", person_id="p-3", value="12"),
+            event("e8", "2023-04-06T08:00:00", "home_visit", result="left a note, it's fine"),
         ),
     )
 
@@ -65,7 +66,9 @@ def test_same_rows_and_values_as_load_events(engine, monkeypatch, fetch_rows):
         assert isinstance(lean["type"].dtype, pd.CategoricalDtype)
         assert lean["ts"].dtype == "datetime64[us]" == lean["recorded_at"].dtype
         assert lean["value"].dtype == np.float64
-    later = load_event_columns(engine).set_index(pd.Index(["x"] * 7))
+    results = set(load_event_columns(engine)["result"].dropna().astype(str))
+    assert {"attended", "not_home", "left a note, it's fine"} <= results  # coded and free text
+    later = load_event_columns(engine).set_index(pd.Index(["x"] * 8))
     assert (later["recorded_at"] > later["ts"]).sum() == 1  # only e2 was recorded later
 
 
