@@ -27,7 +27,8 @@ fraction of the cost, because everything is laid out for one row:
   to the calibrated log-odds);
 * the **drivers** are chosen and worded with the champion's own
   :class:`~models.explain.Explainer` (its unit matrix, units and
-  ``Unit.describe``, and the effect words of :mod:`models.explain`), with the
+  ``Unit.describe`` — memoised on the unit's values, bit for bit — and the
+  effect words of :mod:`models.explain`), with the
   same selection as ``Explainer.explain`` (``argpartition`` then ``argsort``
   of the magnitudes) on 1-D arrays instead of (rows, units) ones.
   ``tests/models/test_single.py`` holds the two to equality.
@@ -38,7 +39,7 @@ No pandas; the object is read-only after construction, so threads may share it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,8 @@ from models.treeshap import MAX_NODES, TreeTables
 log = logging.getLogger(__name__)
 #: Rows of the build-time check against LightGBM.
 PROBE_ROWS = 64
+#: Memoised unit descriptions kept per scorer (arbitrary values could grow it without end).
+DESCRIBED_MAX = 100_000
 #: LightGBM's kZeroThreshold: ``1e-35f``, a float literal, so 1.0000000180025095e-35 as a
 #: double. |x| <= this is read as 0 (a value of exactly -1e-35f, a common zero-split
 #: threshold, would otherwise go the other way).
@@ -161,13 +164,30 @@ class SingleRow:
     predictor: CalibratedBooster
     explainer: Explainer
     tables: RowTables | None
+    #: unit -> its columns, to key the memo of a unit's words by the row's values there
+    unit_columns: tuple[np.ndarray, ...] = ()
+    _described: dict[tuple[int, bytes], tuple[str, str, float | None]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, champion: Any) -> SingleRow:
         """Build from a champion with ``predictor`` and ``explainer`` (models.scoring.Champion)."""
         predictor: CalibratedBooster = champion.predictor
+        ex: Explainer = champion.explainer
+        columns = tuple(np.array(u.columns, dtype=np.intp) for u in ex.units)
         names = tuple(champion.feature_names)
-        return cls(names, predictor, champion.explainer, _row_tables(predictor))
+        return cls(names, predictor, ex, _row_tables(predictor), columns)
+
+    def _describe(self, j: int, x: np.ndarray) -> tuple[str, str, float | None]:
+        """``Unit.describe`` of unit ``j``, memoised on the unit's values (bit for bit)."""
+        key = (j, x.take(self.unit_columns[j]).tobytes())
+        found = self._described.get(key)
+        if found is None:
+            found = self.explainer.units[j].describe(x)
+            if len(self._described) < DESCRIBED_MAX:
+                self._described[key] = found
+        return found
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Contributions to the calibrated log-odds (features, then the base value)."""
@@ -187,7 +207,7 @@ class SingleRow:
         out = []
         for j in top[np.argsort(-mag[top])].tolist():
             unit, c = ex.units[j], float(u[j])
-            zh, en, value = unit.describe(x)
+            zh, en, value = self._describe(j, x)
             eff_zh, eff_en = _effect(c)
             out.append(
                 Driver(

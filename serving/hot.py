@@ -313,9 +313,13 @@ async def score_features(
     except ModelsNotReady as exc:
         raise ApiError(503, "models_not_ready", str(exc)) from exc
     results = []
+    rows: dict[tuple[str, ...], Any] = {}  # champions usually share their feature list
     try:
         for champ in champions:
-            x = row_vector(champ.feature_names, features)
+            names = tuple(champ.feature_names)
+            x = rows.get(names)
+            if x is None:
+                x = rows[names] = row_vector(names, features)
             body = score_row(champ, await single_row(champ), x)
             results.append({"run_id": None, "as_of": None, "person_id": None, **body})
     except FieldErrors as exc:
