@@ -29,7 +29,7 @@ contribution is the sum over its leaves. This is the quantity LightGBM's
 recursive TreeSHAP computes (repeated features on a path are merged the same
 way: fractions multiplied).
 
-Splits follow LightGBM's numerical decision: inputs with ``|x| <= 1e-35`` are
+Splits follow LightGBM's numerical decision: inputs with ``|x| <= 1e-35f`` are
 zero (LightGBM drops them when it reads a dense row), NaN is 0 unless the
 split's missing type is NaN, and a missing-type Zero or NaN value goes the
 default way.
@@ -47,7 +47,8 @@ import numpy as np
 MAX_NODES = 8
 #: Rows per block: the (tree x 8, rows) comparison matrix stays a few MB.
 BLOCK_ROWS = 4096
-ZERO_THRESHOLD = 1e-35
+#: LightGBM's kZeroThreshold is the float literal 1e-35f: 1.0000000180025095e-35 as a double.
+ZERO_THRESHOLD = float(np.float32(1e-35))
 CODES = 1 << MAX_NODES
 
 

@@ -49,6 +49,8 @@ def _probe(X: np.ndarray, seed: int = 5) -> np.ndarray:
     P[rng.random(P.shape) < 0.05] = 1e-40
     P[rng.random(P.shape) < 0.05] = 0.0
     P[rng.random(P.shape) < 0.05] = -1e-36
+    P[rng.random(P.shape) < 0.05] = 1.00000001e-35  # zero for LightGBM (its 1e-35 is a float)
+    P[rng.random(P.shape) < 0.05] = -1.0000001e-35  # just beyond it
     P[:50, 0] = 1.5
     P[50:100, 0] = 1.5000000000000002
     return P
