@@ -10,7 +10,8 @@ machine is. Closed loop without ``--rate`` (as fast as the server answers);
 open loop with ``--rate`` (requests are scheduled at fixed times and latency
 is measured from the scheduled time, so a stall is not hidden: no coordinated
 omission). The client runs on uvloop when it is installed (less of the shared
-CPU taken from the server); every server is measured with the same client.
+CPU taken from the server; ``LOADGEN_ASYNCIO=1`` runs it on asyncio's own
+loop instead); every server is measured with the same client.
 """
 
 from __future__ import annotations
@@ -164,6 +165,8 @@ def main() -> None:
     try:
         import uvloop
     except ImportError:
+        uvloop = None
+    if uvloop is None or os.environ.get("LOADGEN_ASYNCIO"):
         result = asyncio.run(job)
     else:
         result = uvloop.run(job)
