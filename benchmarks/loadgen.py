@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -162,15 +163,18 @@ def main() -> None:
     ap.add_argument("--server-pid", type=int, default=None)
     a = ap.parse_args()
     job = run(a.url, a.token, a.seconds, a.rate, a.conns, a.body, a.server_pid)
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    if uvloop is None or os.environ.get("LOADGEN_ASYNCIO"):
-        result = asyncio.run(job)
-    else:
-        result = uvloop.run(job)
-    print(json.dumps(result))
+    print(json.dumps(_run_loop(job)))
+
+
+def _run_loop(job: Any) -> dict:
+    if not os.environ.get("LOADGEN_ASYNCIO"):
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(job)
+    return asyncio.run(job)
 
 
 if __name__ == "__main__":
