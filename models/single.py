@@ -46,17 +46,13 @@ import numpy as np
 
 from models.explain import Driver, Explainer, _effect
 from models.predictor import CalibratedBooster
-from models.treeshap import MAX_NODES, TreeTables
+from models.treeshap import MAX_NODES, ZERO_THRESHOLD, TreeTables
 
 log = logging.getLogger(__name__)
 #: Rows of the build-time check against LightGBM.
 PROBE_ROWS = 64
 #: Memoised unit descriptions kept per scorer (arbitrary values could grow it without end).
 DESCRIBED_MAX = 100_000
-#: LightGBM's kZeroThreshold: ``1e-35f``, a float literal, so 1.0000000180025095e-35 as a
-#: double. |x| <= this is read as 0 (a value of exactly -1e-35f, a common zero-split
-#: threshold, would otherwise go the other way).
-ZERO = float(np.float32(1e-35))
 
 
 class RowTables:
@@ -102,7 +98,7 @@ class RowTables:
 
     def row(self, x: np.ndarray) -> np.ndarray:
         """Raw-margin contributions of one row (``n_features`` values), expected value last."""
-        zeroed = np.where(np.abs(x) > ZERO, x, 0.0)  # NaN and |x| <= 1e-35f read as 0
+        zeroed = np.where(np.abs(x) > ZERO_THRESHOLD, x, 0.0)  # NaN, |x| <= 1e-35f: 0
         left = zeroed.take(self.slot_feature) <= self.slot_threshold
         if len(self.zero_slot):
             hit = zeroed.take(self.zero_feature) == 0.0
