@@ -111,6 +111,22 @@ def _effect(c: float) -> tuple[str, str]:
     return EFFECT_WORDS[(c > 0, 2 if size >= STRONG else 1 if size >= MODERATE else 0)]
 
 
+def make_driver(unit: Unit, value: float | None, c: float, zh: str, en: str) -> Driver:
+    """The driver of ``unit`` with contribution ``c``, worded from its descriptions."""
+    eff_zh, eff_en = _effect(c)
+    return Driver(
+        unit.name,
+        value,
+        c,
+        f"{zh}，{eff_zh}（{c:+.2f}）",
+        f"{en}: {eff_en} ({c:+.2f})",
+        unit.actionable,
+        unit.plan_item if unit.actionable and c > 0 else None,
+        zh,
+        en,
+    )
+
+
 def build_units(feature_names: list[str], catalog: Catalog) -> list[Unit]:
     """Group the model's columns into explanation units (catalog order)."""
     by_name = {f.name: f for f in catalog.features()}
@@ -226,23 +242,8 @@ class Explainer:
     ) -> list[Driver]:
         out = []
         for j, c, key, v in zip(units, cs, ks, vs, strict=True):
-            unit = self.units[j]
             zh, en, value = self.describe_key(key, v)
-            eff_zh, eff_en = _effect(c)
-            plan = unit.plan_item if unit.actionable and c > 0 else None
-            out.append(
-                Driver(
-                    unit.name,
-                    value,
-                    c,
-                    f"{zh}，{eff_zh}（{c:+.2f}）",
-                    f"{en}: {eff_en} ({c:+.2f})",
-                    unit.actionable,
-                    plan,
-                    zh,
-                    en,
-                )
-            )
+            out.append(make_driver(self.units[j], value, c, zh, en))
         return out
 
     def plan_items(self, drivers: list[Driver]) -> list[str]:

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from models.explain import Driver, Explainer, _effect
+from models.explain import Driver, Explainer, make_driver
 from models.predictor import CalibratedBooster
 from models.treeshap import MAX_NODES, ZERO_THRESHOLD, TreeTables
 
@@ -202,22 +202,9 @@ class SingleRow:
         top = np.argpartition(-mag, k - 1)[:k]
         out = []
         for j in top[np.argsort(-mag[top])].tolist():
-            unit, c = ex.units[j], float(u[j])
+            c = float(u[j])
             zh, en, value = self._describe(j, x)
-            eff_zh, eff_en = _effect(c)
-            out.append(
-                Driver(
-                    unit.name,
-                    value,
-                    c,
-                    f"{zh}，{eff_zh}（{c:+.2f}）",
-                    f"{en}: {eff_en} ({c:+.2f})",
-                    unit.actionable,
-                    unit.plan_item if unit.actionable and c > 0 else None,
-                    zh,
-                    en,
-                )
-            )
+            out.append(make_driver(ex.units[j], value, c, zh, en))
         return out
 
     def score(self, x: np.ndarray, top_k: int = 5) -> tuple[float, np.ndarray, list[Driver]]:
