@@ -26,7 +26,11 @@ then prints per fold and outcome:
 * with ``--attribution``, the same ceiling with the hidden state among its
   inputs (replayed in memory by :func:`features.simulator.hidden.hidden_state`):
   + using and absconded-not-yet-flagged, and + every hidden state (which
-  should recover the oracle: a check of the harness).
+  should recover the oracle: a check of the harness);
+* with ``--filter``, the ceiling and the model again with the posteriors of
+  :mod:`benchmarks.bayes_filter` (who uses now, who has gone, given every
+  event recorded before as_of) among their inputs: how much more the
+  recorded history could tell than the catalog's features do.
 
 The truth and the hidden state are used only to measure and as the ceiling
 regressor's target or inputs; they are never inputs of the models trained.
@@ -51,6 +55,7 @@ import yaml
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
+from benchmarks.bayes_filter import filter_posteriors
 from features.config import OUTCOMES
 from features.simulator import simulate
 from features.simulator.config import SimConfig
@@ -193,6 +198,10 @@ ATTRIBUTION = {
 }
 
 
+#: The Bayes filter's posteriors (``--filter``; :mod:`benchmarks.bayes_filter`).
+FILTERED = ("f_using", "f_absconded")
+
+
 def evaluate_district(
     directory: Path,
     cfg: ModelConfig,
@@ -200,6 +209,7 @@ def evaluate_district(
     draws: int,
     say,
     hidden: pd.DataFrame | None = None,
+    filtered: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     """Every fold of every outcome on one simulated district.
 
@@ -212,6 +222,13 @@ def evaluate_district(
         cols = [c for c in hidden.columns if c not in ("person_id", "as_of")]
         frame[cols] = frame[cols].astype(float)
         panel = Panel(frame, panel.feature_names, panel.cutoff, panel.horizon_days, panel.manifest)
+    if filtered is not None:
+        frame = panel.frame.merge(filtered, on=["person_id", "as_of"], how="left")
+        frame[list(FILTERED)] = frame[list(FILTERED)].fillna(0.0)  # not tracked: never reported
+        panel = Panel(frame, panel.feature_names, panel.cutoff, panel.horizon_days, panel.manifest)
+        with_filter = Panel(
+            frame, [*panel.feature_names, *FILTERED], panel.cutoff, panel.horizon_days
+        )
     folds = make_folds(panel.dates, panel.cutoff, panel.horizon_days, cfg.folds)
     out = []
     for outcome in outcomes:
@@ -231,6 +248,18 @@ def evaluate_district(
                     Xh = test[[*panel.feature_names, *extra]].to_numpy(np.float64)
                     score = np.asarray(booster.predict(Xh))
                     attribution[label] = _ratios(score, y, p, as_of, cfg)
+            if filtered is not None:
+                names = [*panel.feature_names, *FILTERED]
+                Xf = test[names].to_numpy(np.float64)
+                booster = fit_ceiling(panel, fold, outcome, cfg, FILTERED)
+                attribution["filter_ceiling"] = _ratios(
+                    np.asarray(booster.predict(Xf)), y, p, as_of, cfg
+                )
+                fres = fit_fold(with_filter, fold, cast("Outcome", outcome), cfg)
+                attribution["filter_model"] = {
+                    **_ratios(fres.predictor.predict(Xf), y, p, as_of, cfg),
+                    "beats_baselines": fres.beats_baselines(),
+                }
             m = res.metrics
             out.append(
                 {
@@ -303,6 +332,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also fit the ceiling with the hidden state among its inputs (replayed in memory)",
     )
+    ap.add_argument(
+        "--filter",
+        action="store_true",
+        help="also fit the ceiling and the model with the Bayes filter's posteriors of the "
+        "hidden state given the recorded history (benchmarks.bayes_filter) among the inputs",
+    )
     ap.add_argument("--model-config", type=Path, default=None, help="model YAML")
     ap.add_argument("--outcomes", nargs="+", default=list(OUTCOMES), choices=OUTCOMES)
     ap.add_argument("--draws", type=int, default=400, help="label redraws for the noise band")
@@ -331,21 +366,39 @@ def main(argv: list[str] | None = None) -> int:
             hidden = (
                 hidden_state(args.persons, START, END, seed, sim_cfg) if args.attribution else None
             )
-            for r in evaluate_district(out, cfg, args.outcomes, args.draws, say, hidden):
+            filtered = (
+                filter_posteriors(out, args.persons, START, END, seed, sim_cfg)
+                if args.filter
+                else None
+            )
+            for r in evaluate_district(out, cfg, args.outcomes, args.draws, say, hidden, filtered):
                 rows.append({"seed": seed, "sim": sim_cfg.config_version, **r})
             say(f"seed {seed}: {time.perf_counter() - began:.0f} s")
     print(
         f"# simulator {sim_cfg.config_version}, models {cfg.config_version}, {args.persons} persons"
     )
     print(_table(rows))
-    if any(r["attribution"] for r in rows):
+    if any("filter_model" in r["attribution"] for r in rows):
+        print("\n# Bayes filter among the inputs (label AUC / P@10% ratios; E-ratios)")
+        print(f"{'seed':>9} {'outcome':<16}{'f':>2}  {'model':>13} {'E':>13}  "
+              f"{'ceiling E':>13}  {'+filter ceiling E':>17}  "
+              f"{'+filter model':>13} {'E':>13} beats")  # fmt: skip
+        for r in rows:
+            a, m, c = r["attribution"], r["model"], r["ceiling"]
+            fc, fm = a["filter_ceiling"], a["filter_model"]
+            print(f"{r['seed']:>9} {r['outcome']:<16}{r['fold']:>2}  "
+                  f"{m['auc']:.3f} / {m['p10']:.3f} {m['e_auc']:.3f} / {m['e_p10']:.3f}  "
+                  f"{c['e_auc']:.3f} / {c['e_p10']:.3f}  {fc['e_auc']:>8.3f} / {fc['e_p10']:.3f}  "
+                  f"{fm['auc']:.3f} / {fm['p10']:.3f} {fm['e_auc']:.3f} / {fm['e_p10']:.3f} "
+                  f"{fm['beats_baselines']}")  # fmt: skip
+    if any("use_abscond" in r["attribution"] for r in rows):
         print("\n# attribution: ceiling E-AUC / E-P@10% ratios with hidden state among its inputs")
         print(f"{'seed':>9} {'outcome':<16}{'f':>2}  {'features':>13}  {'+ using, absconded':>18}  "
               f"{'+ every hidden state':>20}")  # fmt: skip
         for r in rows:
             a, c = r["attribution"], r["ceiling"]
             cells = [f"{c['e_auc']:.3f} / {c['e_p10']:.3f}"] + [
-                f"{a[k]['e_auc']:.3f} / {a[k]['e_p10']:.3f}" for k in ATTRIBUTION
+                f"{a[k]['e_auc']:.3f} / {a[k]['e_p10']:.3f}" if k in a else "-" for k in ATTRIBUTION
             ]
             print(f"{r['seed']:>9} {r['outcome']:<16}{r['fold']:>2}  {cells[0]:>13}  "
                   f"{cells[1]:>18}  {cells[2]:>20}")  # fmt: skip
