@@ -14,6 +14,9 @@ run ``replaced`` and writes the new run as ``published``. A run is published
 whole or not at all: a crash or kill before the commit leaves the previous
 list exactly as it was, and a rerun of the same date replaces it cleanly.
 
+The rows themselves are rendered chunk by chunk by :class:`serving.rows.RunRows`
+while the publishing transaction is open (:func:`serving.publish.publish_batches`).
+
 Features use events recorded before ``as_of`` (00:00 local on the date), so the
 morning list reflects what was known at midnight (DESIGN §3).
 """
@@ -38,30 +41,19 @@ from features.catalog import load_catalog
 from features.config import load_label_config
 from features.engine import attach, compute, connect, set_entities
 from features.store import load_event_columns, load_persons
-from models.explain import Top
 from serving.alerts import (
     ALERT_BITS,
-    COHORT_BITS,
     AlertRules,
     alert_message,
     cohort_flags,
     compute_alerts,
 )
-from serving.bands import band_words, bands_of
+from serving.bands import band_words
 from serving.champions import ChampionLike
 from serving.db import migrate, score_runs
-from serving.explain import (
-    TOP_K,
-    BodyWriter,
-    body_of,
-    explain_batch,
-    json_numbers,
-    json_text,
-    model_ref,
-    round_like_python,
-    top_spec,
-)
+from serving.explain import TOP_K, explain_batch
 from serving.publish import publish_batches
+from serving.rows import CHUNK, RunRows
 
 Progress = Callable[[str], None]
 
@@ -119,24 +111,6 @@ def previous_scores(engine: Engine, day: pd.Timestamp) -> dict[str, dict[str, tu
     for outcome, person_id, p, band in rows:
         out.setdefault(str(outcome), {})[person_id] = (p, band)
     return out
-
-
-def _ranks(p: np.ndarray, groups: np.ndarray, tie: np.ndarray) -> list[int]:
-    """1-based rank within each group by p descending, ties by ``tie`` (person_id order)."""
-    order = np.lexsort((tie, -p, groups))
-    g = groups[order]
-    first = np.ones(len(g), bool)
-    first[1:] = g[1:] != g[:-1]
-    starts = np.flatnonzero(first)
-    run = np.repeat(starts, np.diff(np.append(starts, len(g))))
-    ranks = np.empty(len(g), np.int64)
-    ranks[order] = np.arange(len(g)) - run + 1
-    return ranks.tolist()
-
-
-def _group_codes(*columns: pd.Series) -> np.ndarray:
-    key = columns[0] if len(columns) == 1 else pd.MultiIndex.from_arrays(columns)
-    return np.asarray(pd.factorize(key, use_na_sentinel=False)[0], dtype=np.int64)
 
 
 @contextmanager
@@ -218,6 +192,7 @@ def _score_date(
     alerts = [_alert_row(*r) for r in alert_rows.itertuples(index=False, name=None)]
     kpis = town_kpis(status, feats, names)
     models = {o: {"name": c.model_name, "version": str(c.version)} for o, c in champions.items()}
+    rows = RunRows(who, results, previous, masks, cohorts, kinds, champions, matrix)
     clock["rows"] = rows_before = time.perf_counter() - t  # the generator adds its render time
     t = time.perf_counter()
     run_id, replaced = publish_batches(
@@ -227,20 +202,7 @@ def _score_date(
         n_persons=len(who),
         models=models,
         feature_names=names,
-        batches=_batches(
-            who,
-            results,
-            previous,
-            masks,
-            cohorts,
-            kinds,
-            champions,
-            matrix,
-            alerts,
-            kpis,
-            say,
-            clock,
-        ),
+        batches=_batches(rows, alerts, kpis, say, clock),
         seconds=lambda: time.perf_counter() - started,
         progress=say,
     )
@@ -270,20 +232,8 @@ def _alert_row(
     )
 
 
-#: Persons rendered and written at a time: bounds the JSON text and, for a champion
-#: without the batch path, its Python driver objects.
-CHUNK = 20_000
-
-
 def _batches(
-    who: pd.DataFrame,
-    results: dict[str, Any],
-    previous: dict[str, dict[str, tuple[float, int]]],
-    masks: np.ndarray,
-    cohorts: np.ndarray,
-    kinds: dict[str, list[str]],
-    champions: Mapping[str, ChampionLike],
-    matrix: np.ndarray,
+    rows: RunRows,
     alerts: list[tuple[Any, ...]],
     kpis: list[tuple[Any, ...]],
     say: Progress,
@@ -291,178 +241,18 @@ def _batches(
 ) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
     """The run's rows as (table, rows) batches, rendered chunk by chunk of persons.
 
-    Time spent here (not in the writes) is added to ``clock["rows"]``.
+    Time spent rendering (not in the writes) is added to ``clock["rows"]``.
     """
-    t = time.perf_counter()
-    n = len(who)
-    pids = who["person_id"].astype(str).tolist()
-    people = list(
-        zip(
-            pids,
-            who["worker_id"].tolist(),
-            who["district"].tolist(),
-            who["town"].tolist(),
-            strict=True,
-        )
-    )
-    caseload = _group_codes(who["worker_id"])
-    town = _group_codes(who["district"], who["town"])
-    district = _group_codes(who["district"])
-    caseload_size = np.bincount(caseload)[caseload].tolist()
-    town_size = np.bincount(town)[town].tolist()
-    # person_id order (code points, as Python compares strings) breaks ties in ranks
-    tie = np.empty(n, np.int64)
-    tie[np.argsort(np.array(pids, dtype=str), kind="stable")] = np.arange(n)
-    cohort_names = {bit: name for name, bit in COHORT_BITS.items()}
-    cohort_lists = [[nm for b, nm in cohort_names.items() if c & b] for c in cohorts.tolist()]
-    cohort_ints = cohorts.tolist()
-    mask_list = masks.tolist()
-    outcomes = list(results)
-    shown = {o: [round(x, 6) for x in results[o][0].tolist()] for o in outcomes}
-    band_ints = {o: bands_of(o, results[o][0]).tolist() for o in outcomes}
-    words = {b: band_words(b) for b in range(1, 5)}
-    state = {}
-    for outcome in outcomes:
-        champion = champions[outcome]
-        p_array = np.asarray(shown[outcome], dtype=float)
-        state[outcome] = (
-            champion,
-            _ranks(p_array, caseload, tie),
-            _ranks(p_array, town, tie),
-            _ranks(p_array, district, tie),
-            None,
-            [o for o in outcomes if o != outcome],
-            str(champion.version),
-            model_ref(champion),
-            BodyWriter(champion) if results[outcome][1] is not None else None,
-        )
-    clock["rows"] += time.perf_counter() - t
-    text: dict[object, str] = {}  # JSON of repeated values (workers, towns, alert lists)
-
-    def cached(value: Any, key: object = None) -> str:
-        k = value if key is None else key
-        found = text.get(k)
-        if found is None:
-            found = text[k] = json_text(value)
-        return found
-
-    bands_json = {b: json_text(w) for b, w in words.items()}
-    p_arrays = {o: np.asarray(shown[o], dtype=np.float64) for o in outcomes}
-    # the previous run's p (NaN: not scored then) and band (-1) per person
-    old_p, old_band = {}, {}
-    for outcome in outcomes:
-        before = previous.get(outcome, {})
-        found = [before.get(pid) for pid in pids]
-        old_p[outcome] = np.array([np.nan if f is None else f[0] for f in found], np.float64)
-        old_band[outcome] = [-1 if f is None else int(f[1]) for f in found]
-    for lo in range(0, n, CHUNK):
+    for lo in range(0, rows.n, CHUNK):
         t = time.perf_counter()
-        hi = min(lo + CHUNK, n)
-        say(f"explaining and storing {lo:,} of {n:,} persons")
-        j_pids = [json_text(pid) for pid in pids[lo:hi]]
-        heads = [
-            f'{{"person_id":{j_pid},"worker_id":{cached(worker)},'
-            f'"district":{cached(dist)},"town":{cached(twn)},"outcome":'
-            for j_pid, (_, worker, dist, twn) in zip(j_pids, people[lo:hi], strict=True)
-        ]
-        flags = [  # alerts and cohorts, the same for both outcomes
-            f'"alerts":{cached(kinds.get(pid, []), ("alerts", *kinds.get(pid, ())))},'
-            f'"cohorts":{cached(cohort_lists[i], ("cohorts", cohort_ints[i]))},'
-            for i, pid in zip(range(lo, hi), pids[lo:hi], strict=True)
-        ]
-        p_text = {o: json_numbers(p_arrays[o][lo:hi]) for o in outcomes}
-        band_text = {o: [bands_json[b] for b in band_ints[o][lo:hi]] for o in outcomes}
-        scores: list[tuple[Any, ...]] = []
-        explanations: list[tuple[Any, ...]] = []
-        for outcome in outcomes:
-            champion, rank_c, rank_t, rank_d, _, others, version, model, writer = state[outcome]
-            _, top, X = results[outcome]
-            p_shown, band_list = shown[outcome], band_ints[outcome]
-            rendered: list[tuple[str, str, str | None]]
-            if writer is not None:
-                rendered = writer.render(
-                    p_shown[lo:hi],
-                    band_list[lo:hi],
-                    Top(
-                        top.units[lo:hi],
-                        top.contributions[lo:hi],
-                        top.key_unit[lo:hi],
-                        top.key_value[lo:hi],
-                    ),
-                )
-            else:
-                drivers = champion.explain(X[lo:hi], top_k=TOP_K)
-                rendered = [
-                    _rendered(body_of(champion, p_shown[i], band_list[i], drivers[i - lo], model))
-                    for i in range(lo, hi)
-                ]
-            change = round_like_python(p_arrays[outcome][lo:hi] - old_p[outcome][lo:hi], 6)
-            change_text = json_numbers(change)  # null where there was no previous score
-            changes = [None if c != c else c for c in change.tolist()]
-            previous_band = ["null" if b < 0 else str(b) for b in old_band[outcome][lo:hi]]
-            j_outcome, j_model = json_text(outcome), json_text(model)
-            other = [
-                ",".join(
-                    f'{{"outcome":{cached(o)},"p":{p_text[o][i]},"band":{band_text[o][i]}}}'
-                    for o in others
-                )
-                for i in range(hi - lo)
-            ]
-            items = [
-                f'{head}{j_outcome},"p":{pt},"band":{bt},"rank_caseload":{rc},'
-                f'"caseload_size":{cs},"rank_town":{rt},"town_size":{ts},"change":{ct},'
-                f'"previous_band":{pb},"top_driver":{r[1]},{fl}'
-                f'"other_outcomes":[{ot}],"model":{j_model}}}'
-                for head, pt, bt, rc, cs, rt, ts, ct, pb, r, fl, ot in zip(
-                    heads,
-                    p_text[outcome],
-                    band_text[outcome],
-                    rank_c[lo:hi],
-                    caseload_size[lo:hi],
-                    rank_t[lo:hi],
-                    town_size[lo:hi],
-                    change_text,
-                    previous_band,
-                    rendered,
-                    flags,
-                    other,
-                    strict=True,
-                )
-            ]
-            scores += [
-                (outcome, *who_i, p, b, rc, rt, rd, ch, m, co, r[2], version, item)
-                for who_i, p, b, rc, rt, rd, ch, m, co, r, item in zip(
-                    people[lo:hi],
-                    p_shown[lo:hi],
-                    band_list[lo:hi],
-                    rank_c[lo:hi],
-                    rank_t[lo:hi],
-                    rank_d[lo:hi],
-                    changes,
-                    mask_list[lo:hi],
-                    cohort_ints[lo:hi],
-                    rendered,
-                    items,
-                    strict=True,
-                )
-            ]
-            explanations += [
-                (pid, outcome, f'{{"person_id":{jp},{r[0]}')
-                for pid, jp, r in zip(pids[lo:hi], j_pids, rendered, strict=True)
-            ]
-        vectors = [(pids[i], matrix[i].tobytes()) for i in range(lo, hi)]
+        say(f"explaining and storing {lo:,} of {rows.n:,} persons")
+        scores, explanations, vectors = rows.chunk(lo, min(lo + CHUNK, rows.n))
         clock["rows"] += time.perf_counter() - t
         yield "scores", scores
         yield "explanations", explanations
         yield "feature_rows", vectors
     yield "alerts", alerts
     yield "town_kpis", kpis
-
-
-def _rendered(body: dict[str, Any]) -> tuple[str, str, str | None]:
-    """(body JSON without its opening brace, first driver's JSON, top spec) of a body dict."""
-    first = json_text(body["drivers"][0]) if body["drivers"] else "null"
-    return json_text(body)[1:], first, top_spec(body)
 
 
 def town_kpis(status: pd.DataFrame, feats: pd.DataFrame, names: list[str]) -> list[tuple]:
