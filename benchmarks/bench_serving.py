@@ -5,7 +5,10 @@ Prints figures, asserts nothing. Sizes and durations come from the environment:
 ``BENCH_SECONDS`` (closed-loop seconds per endpoint, default 15),
 ``BENCH_SUSTAIN`` (open-loop seconds at 500 req/s, default 60),
 ``BENCH_MLFLOW`` (0 skips the ``mlflow models serve`` comparison),
-``BENCH_PARTS`` (which of ``score,http,adhoc,mlflow`` to run; default all).
+``BENCH_PARTS`` (which of ``score,http,adhoc,mlflow`` to run; default all),
+``BENCH_DATABASE_URL`` (the service database; default a SQLite file in
+``BENCH_DIR``; a PostgreSQL URL times the same job on PostgreSQL — the district
+is ingested there on first use, progress kept in ``BENCH_DIR``).
 
 1. Daily scoring: a synthetic district (about 24 events per person over the last
    year) is ingested into a fresh SQLite file; two LightGBM champions (the
@@ -243,7 +246,7 @@ def _setup(tmp: Path, n: int) -> tuple[object, dict]:
     from models.scoring import load_champion
     from serving.db import migrate
 
-    db, tracking = f"sqlite:///{tmp / 'sunflower.db'}", f"sqlite:///{tmp / 'mlflow.db'}"
+    db, tracking = _database_url(tmp), f"sqlite:///{tmp / 'mlflow.db'}"
     engine = make_engine(db)
     if (tmp / "ready").exists():
         champions = {o: load_champion(o, tracking) for o in ("relapse", "loss_of_contact")}
@@ -275,6 +278,10 @@ def _setup(tmp: Path, n: int) -> tuple[object, dict]:
     return engine, champions
 
 
+def _database_url(tmp: Path) -> str:
+    return os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp / 'sunflower.db'}"
+
+
 def _load_average() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
@@ -293,7 +300,7 @@ def main() -> None:
     keep = os.environ.get("BENCH_DIR")
     tmp = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="sunflower-bench-serving-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    db = f"sqlite:///{tmp / 'sunflower.db'}"
+    db = _database_url(tmp)
     tracking = f"sqlite:///{tmp / 'mlflow.db'}"
     engine, champions = _setup(tmp, n)
     if "score" in parts or (parts & {"http", "mlflow"} and not (tmp / "scored").exists()):
