@@ -5,7 +5,9 @@ Prints figures, asserts nothing. Sizes and durations come from the environment:
 ``BENCH_SECONDS`` (closed-loop seconds per endpoint, default 15),
 ``BENCH_SUSTAIN`` (open-loop seconds at 500 req/s, default 60),
 ``BENCH_MLFLOW`` (0 skips the ``mlflow models serve`` comparison),
-``BENCH_PARTS`` (which of ``score,http,adhoc,mlflow`` to run; default all),
+``BENCH_PARTS`` (which of ``score,http,adhoc,mlflow,publish`` to run; default
+all but ``publish``: audited list requests while the job publishes,
+:mod:`benchmarks.publish_wait`),
 ``BENCH_DATABASE_URL`` (the service database; default a SQLite file in
 ``BENCH_DIR``; a PostgreSQL URL times the same job on PostgreSQL — the district
 is ingested there on first use, progress kept in ``BENCH_DIR``).
@@ -303,7 +305,8 @@ def main() -> None:
     db = _database_url(tmp)
     tracking = f"sqlite:///{tmp / 'mlflow.db'}"
     engine, champions = _setup(tmp, n)
-    if "score" in parts or (parts & {"http", "mlflow"} and not (tmp / "scored").exists()):
+    needs_run = parts & {"http", "mlflow", "publish"} and not (tmp / "scored").exists()
+    if "score" in parts or needs_run:
         print(f"scoring starts, {_load_average()}", flush=True)
         before = resource.getrusage(resource.RUSAGE_SELF)
         summary = score_date(engine, AS_OF, champions)  # type: ignore[arg-type]
@@ -341,6 +344,10 @@ def main() -> None:
         ours = _bench_http(env, worker, integrator, row, history, seconds, sustain, parts)
         if "mlflow" in parts:
             _bench_mlflow(env, row, seconds, ours)
+    if "publish" in parts:
+        from benchmarks.publish_wait import bench_publish_wait
+
+        bench_publish_wait(env, worker, AS_OF, _port())
 
 
 def _history_body() -> dict:
