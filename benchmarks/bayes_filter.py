@@ -47,6 +47,11 @@ AGES = 30
 K = 2 + 2 * AGES
 #: Column of the 4-state likelihood (C0, C1, A0, A1) each of the K states takes.
 SHAPE = np.array([0, 1] + [2, 3] * AGES)
+#: P(using) on contact restored by the police after absconding: not modelled by the
+#: simulator's observation; a rough prior (use is common among the recovered).
+USING_ON_RESTORE = 0.3
+#: "No sign yet": far enough back that no follow-up or watch window applies.
+NEVER = -10_000
 #: Days before as_of whose events may still be unrecorded at as_of (lab lag 1-5 days).
 LATE = 7
 CHANNELS = (
@@ -173,7 +178,7 @@ class _Filter:
         n = len(pop)
         self.p = np.zeros((n, K))
         self.on = np.zeros(n, bool)  # tracked: in the programme, not flagged, not exited
-        self.last_sign = np.full(n, -10_000)
+        self.last_sign = np.full(n, NEVER)
         self.month: _Month | None = None
         self.pi = _stationary(cfg)
 
@@ -219,7 +224,7 @@ class _Filter:
         self.on &= ~flagged
         restored = who[kinds == "contact_restored"]
         p[restored] = 0
-        p[restored, 0], p[restored, 1] = 0.7, 0.3
+        p[restored, 0], p[restored, 1] = 1 - USING_ON_RESTORE, USING_ON_RESTORE
         self.on[restored] = True
 
     def _likelihood(self, d, idx, pos, kinds, who, rows) -> np.ndarray:
