@@ -36,10 +36,10 @@ import pandas as pd
 from scipy.stats import poisson
 
 from features.simulator.config import SimConfig, load_config
-from features.simulator.engine import month_starts
+from features.simulator.engine import month_starts, seeded_population
 from features.simulator.hazard import COVARIATES, Static, month_rates, urine_interval
 from features.simulator.io import person_ids
-from features.simulator.population import DAYS_PER_MONTH, draw_population
+from features.simulator.population import DAYS_PER_MONTH
 
 #: Days from absconding to the worker's flag (``loss_of_contact.declare_after_days``).
 AGES = 30
@@ -308,8 +308,7 @@ def filter_posteriors(
     """
     cfg = config or load_config()
     n_days = (end - start).days + 1
-    pop_seq = np.random.SeedSequence(seed).spawn(4)[0]
-    pop = draw_population(cfg, persons, start.toordinal(), n_days, np.random.default_rng(pop_seq))
+    pop = seeded_population(cfg, persons, start, n_days, seed)
     ids = np.asarray(person_ids(persons).to_pylist(), dtype=object)
     ev = pd.read_parquet(directory / "events.parquet")
     origin = pd.Timestamp(start)

@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from features.simulator.config import SimConfig, load_config
-from features.simulator.engine import run
+from features.simulator.engine import seeded_run
 from features.simulator.io import write_events, write_persons, write_truth
-from features.simulator.population import draw_population
 from features.simulator.report import RealismReport, realism_report
 
 __all__ = [
@@ -83,21 +82,8 @@ def simulate(
     out.mkdir(parents=True, exist_ok=True)
     n_days = (end - start).days + 1
     total = n_days + 3
-    # Four streams: population, hidden world, truth, observation (spawned
-    # children are indexed, so the first three do not depend on the fourth).
-    pop_seq, main_seq, truth_seq, obs_seq = np.random.SeedSequence(seed).spawn(4)
-    pop = draw_population(cfg, persons, start.toordinal(), n_days, np.random.default_rng(pop_seq))
-    truth_rng = np.random.default_rng(truth_seq) if truth else None
-    events, rows = run(
-        cfg,
-        pop,
-        start,
-        n_days,
-        np.random.default_rng(main_seq),
-        np.random.default_rng(obs_seq),
-        truth_rng,
-        progress,
-        total,
+    pop, events, rows = seeded_run(
+        cfg, persons, start, n_days, seed, truth=truth, progress=progress, total_steps=total
     )
     pid = write_persons(pop, start, out / "persons.parquet")
     n_events = write_events(events, start, pid, out / "events.parquet")

@@ -13,6 +13,8 @@ integrates exactly this order. Everything the event buffer draws (routine
 traces, the worker's reactions, times of day, recording delays) comes from
 a separate observation stream, so the hidden world (states, tests, exits,
 flags) of a seed is the same however densely it is observed.
+:func:`seeded_run` spawns those streams from one seed the same way for every
+caller (``simulate``, the hidden-state replay, diagnostics).
 
 Person status codes: 0 not yet entered, 1 in contact, 2 absconded (not yet
 flagged), 3 lost (flagged), 4 awaiting exit after a positive test, 5 exited.
@@ -44,7 +46,7 @@ from features.simulator.observation import (
     emit_traces,
     trace_rates,
 )
-from features.simulator.population import Population
+from features.simulator.population import Population, draw_population
 from features.simulator.truth import CohortState, label_probabilities
 
 WAITING, IN_CONTACT, ABSCONDED, LOST, AWAITING_EXIT, EXITED = range(6)
@@ -302,3 +304,44 @@ def run(
         if progress is not None:
             progress(b2, total_steps or n_days)
     return sim.buf.columns(), truth
+
+
+def seeded_population(
+    cfg: SimConfig, persons: int, start: date, n_days: int, seed: int
+) -> Population:
+    """The population a seed draws (its first stream), without running the period."""
+    pop_seq = np.random.SeedSequence(seed).spawn(4)[0]
+    return draw_population(cfg, persons, start.toordinal(), n_days, np.random.default_rng(pop_seq))
+
+
+def seeded_run(
+    cfg: SimConfig,
+    persons: int,
+    start: date,
+    n_days: int,
+    seed: int,
+    *,
+    truth: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    total_steps: int | None = None,
+) -> tuple[Population, dict[str, np.ndarray], TruthRows | None]:
+    """Population, event columns and truth rows of a seed.
+
+    Four streams are spawned from the seed: population, hidden world, truth,
+    observation (spawned children are indexed, so the first three do not
+    depend on the fourth, nor on whether the truth is computed).
+    """
+    pop_seq, main_seq, truth_seq, obs_seq = np.random.SeedSequence(seed).spawn(4)
+    pop = draw_population(cfg, persons, start.toordinal(), n_days, np.random.default_rng(pop_seq))
+    events, rows = run(
+        cfg,
+        pop,
+        start,
+        n_days,
+        np.random.default_rng(main_seq),
+        np.random.default_rng(obs_seq),
+        np.random.default_rng(truth_seq) if truth else None,
+        progress,
+        total_steps,
+    )
+    return pop, events, rows

@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 
 from features.simulator.config import SimConfig, load_config
-from features.simulator.engine import run
+from features.simulator.engine import seeded_run
 from features.simulator.io import person_ids
-from features.simulator.population import draw_population
 
 
 def hidden_state(
@@ -29,17 +28,7 @@ def hidden_state(
     """One row per truth row: person_id, as_of and the hidden state (booleans)."""
     cfg = config or load_config()
     n_days = (end - start).days + 1
-    pop_seq, main_seq, truth_seq, obs_seq = np.random.SeedSequence(seed).spawn(4)
-    pop = draw_population(cfg, persons, start.toordinal(), n_days, np.random.default_rng(pop_seq))
-    _, rows = run(
-        cfg,
-        pop,
-        start,
-        n_days,
-        np.random.default_rng(main_seq),
-        np.random.default_rng(obs_seq),
-        np.random.default_rng(truth_seq),
-    )
+    _, _, rows = seeded_run(cfg, persons, start, n_days, seed)
     assert rows is not None
     person = np.concatenate(rows.person)
     day = np.concatenate(rows.day)
