@@ -191,7 +191,18 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(url: str, seconds: float = 120) -> None:
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
+    """``sunflower serve`` on 127.0.0.1:``port`` in its own process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sunflower.cli", "serve", "--port", str(port)]
+        + ["--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def wait_up(url: str, seconds: float = 120) -> None:
+    """Until ``url`` answers below 500 (raises after ``seconds``)."""
     import httpx
 
     deadline = time.time() + seconds
@@ -395,25 +406,12 @@ def _bench_http(
 ) -> dict:
     """GETs (part ``http``), ad-hoc scoring (``adhoc``, and the feature row for ``mlflow``)."""
     port = _port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sunflower.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    server = start_server(env, port)
     base = f"http://127.0.0.1:{port}"
     pid = server.pid
     ours: dict = {}
     try:
-        _wait(f"{base}/readyz")
+        wait_up(f"{base}/readyz")
         print(f"HTTP benchmarks start, {_load_average()}")
         for label, path in (
             ("risk list (25)", "/api/v1/risk-lists/me?limit=25"),
@@ -494,7 +492,7 @@ def _bench_mlflow(env: dict[str, str], row: dict[str, float], seconds: float, ou
         )
     try:
         url = f"http://127.0.0.1:{mport}/invocations"
-        _wait(f"http://127.0.0.1:{mport}/ping", 180)
+        wait_up(f"http://127.0.0.1:{mport}/ping", 180)
         names = list(row)
         payload = json.dumps({"dataframe_split": {"columns": names, "data": [list(row.values())]}})
         first = httpx.post(url, content=payload, headers={"Content-Type": "application/json"})

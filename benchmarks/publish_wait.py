@@ -38,10 +38,9 @@ def _summary(name: str, samples: list[tuple[float, float, int]]) -> str:
 
 def bench_publish_wait(env: dict[str, str], token: str, as_of: date, port: int) -> None:
     """Latency of audited list requests before, during and after a scoring run."""
-    cli = [sys.executable, "-m", "sunflower.cli"]
-    server = subprocess.Popen(
-        [*cli, "serve", "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env
-    )
+    from benchmarks.bench_serving import start_server, wait_up
+
+    server = start_server(env, port)
     url = f"http://127.0.0.1:{port}/api/v1/risk-lists/me?limit=25"
     samples: list[tuple[float, float, int]] = []
     done = threading.Event()
@@ -58,20 +57,13 @@ def bench_publish_wait(env: dict[str, str], token: str, as_of: date, port: int) 
                 time.sleep(0.05)
 
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        wait_up(f"http://127.0.0.1:{port}/readyz")
         thread = threading.Thread(target=client)
         thread.start()
         time.sleep(10)
         t0 = time.perf_counter()
         subprocess.run(
-            [*cli, "score", "--date", as_of.isoformat()],
+            [sys.executable, "-m", "sunflower.cli", "score", "--date", as_of.isoformat()],
             cwd=ROOT,
             env=env,
             check=True,
