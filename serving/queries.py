@@ -73,6 +73,26 @@ def visible_person(conn: Connection, who: Principal, person_id: str) -> Any | No
     return row
 
 
+def _list_where(
+    run_id: int,
+    outcome: str,
+    scope: sa.ColumnElement[bool],
+    bands: Sequence[str] | None,
+    alert: str | None,
+    cohort: str | None,
+) -> list[sa.ColumnElement[bool]]:
+    where = [scores.c.run_id == run_id, scores.c.outcome == outcome, scope]
+    if bands:
+        where.append(scores.c.band.in_([BAND_CODES[b] for b in bands]))
+    if alert == "any":
+        where.append(scores.c.alert_mask != 0)
+    elif alert:
+        where.append(scores.c.alert_mask.op("&")(ALERT_BITS[alert]) != 0)
+    if cohort:
+        where.append(scores.c.cohort_mask.op("&")(COHORT_BITS[cohort]) != 0)
+    return where
+
+
 def list_items(
     conn: Connection,
     run_id: int,
@@ -87,15 +107,7 @@ def list_items(
     offset: int = 0,
 ) -> tuple[int, list[str]]:
     """(total matching, stored list items as JSON text) ordered by ``rank``."""
-    where = [scores.c.run_id == run_id, scores.c.outcome == outcome, scope]
-    if bands:
-        where.append(scores.c.band.in_([BAND_CODES[b] for b in bands]))
-    if alert == "any":
-        where.append(scores.c.alert_mask != 0)
-    elif alert:
-        where.append(scores.c.alert_mask.op("&")(ALERT_BITS[alert]) != 0)
-    if cohort:
-        where.append(scores.c.cohort_mask.op("&")(COHORT_BITS[cohort]) != 0)
+    where = _list_where(run_id, outcome, scope, bands, alert, cohort)
     total = conn.execute(sa.select(sa.func.count()).select_from(scores).where(*where)).scalar_one()
     items = conn.execute(
         sa.select(scores.c.item)
@@ -105,6 +117,28 @@ def list_items(
         .offset(offset)
     ).scalars()
     return int(total), list(items)
+
+
+def ranked_items(
+    conn: Connection,
+    run_id: int,
+    outcome: str,
+    scope: sa.ColumnElement[bool],
+    rank: str,
+    *,
+    bands: Sequence[str] | None = None,
+    alert: str | None = None,
+    cohort: str | None = None,
+) -> list[tuple[int, str]]:
+    """Every matching (rank, stored list item) ordered by ``rank`` (the stored
+    item carries the caseload and town ranks only; the district rank is a column)."""
+    where = _list_where(run_id, outcome, scope, bands, alert, cohort)
+    rows = conn.execute(
+        sa.select(scores.c[rank], scores.c.item)
+        .where(*where)
+        .order_by(scores.c[rank], scores.c.person_id)
+    ).all()
+    return [(int(r[0]), r[1]) for r in rows]
 
 
 def person_scores(conn: Connection, run_id: int, person_id: str) -> list[dict[str, Any]]:

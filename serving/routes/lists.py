@@ -11,9 +11,7 @@ writes one audit line per exported person.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from typing import Annotated, Any
 
 import orjson
@@ -22,7 +20,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from features.catalog import load_catalog
-from serving import hot, queries
+from serving import exports, hot, queries
 from serving.alerts import ALERT_BITS
 from serving.audit import Entry
 from serving.auth import Principal
@@ -137,7 +135,7 @@ async def export_list(
         )
     with state.engine.connect() as conn:
         run = need_run(conn, q.date)
-        total, items = queries.list_items(
+        ranked = queries.ranked_items(
             conn,
             run.id,
             q.outcome,
@@ -146,57 +144,51 @@ async def export_list(
             bands=q.band,
             alert="any" if q.any_alert else q.alert,
             cohort=q.cohort,
-            limit=100_000,
-            offset=0,
         )
-    if total == 0:
+    if not ranked:
         raise not_found("list")
-    rows = [orjson.loads(i) for i in items]
+    rows = [(n, orjson.loads(i)) for n, i in ranked]
+    # The whole file first, then the audit, then the answer: a failure audits nobody.
+    content = exports.csv_bytes(EXPORT_HEADER, [_export_row(n, r) for n, r in rows])
     await state.audit.record(
-        *[Entry(who, "export", r["person_id"], {"scope": scope, "run_id": run.id}) for r in rows]
+        *[Entry(who, "export", r["person_id"], {"scope": scope, "run_id": run.id}) for _, r in rows]
     )
-    out = io.StringIO()
-    w = csv.writer(out)
-    w.writerow(
-        [
-            "rank",
-            "person_id",
-            "worker_id",
-            "town",
-            "outcome",
-            "p",
-            "band",
-            "change",
-            "top_driver_zh",
-            "top_driver_en",
-            "alerts",
-            "model_version",
-        ]
-    )
-    for r in rows:
-        top = r["top_driver"] or {}
-        w.writerow(
-            [
-                r[rank],
-                r["person_id"],
-                r["worker_id"],
-                r["town"],
-                r["outcome"],
-                r["p"],
-                r["band"]["code"],
-                r["change"],
-                top.get("sentence_zh", ""),
-                top.get("sentence_en", ""),
-                " ".join(r["alerts"]),
-                r["model"]["version"],
-            ]
-        )
-    name = f"risk-list-{run.as_of}-{q.outcome}.csv"
-    return Response(
-        out.getvalue().encode("utf-8-sig"),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return exports.csv_response(content, f"risk-list-{run.as_of}-{q.outcome}.csv")
+
+
+EXPORT_HEADER = (
+    "rank",
+    "person_id",
+    "worker_id",
+    "town",
+    "outcome",
+    "p",
+    "band",
+    "change",
+    "top_driver_zh",
+    "top_driver_en",
+    "alerts",
+    "model_version",
+)
+
+
+def _export_row(rank: int, r: dict[str, Any]) -> list[exports.Cell]:
+    """One export line: the rank in the exported scope, then the stored list item."""
+    top = r["top_driver"] or {}
+    return [
+        rank,
+        r["person_id"],
+        r["worker_id"],
+        r["town"],
+        r["outcome"],
+        r["p"],
+        r["band"]["code"],
+        r["change"],
+        top.get("sentence_zh", ""),
+        top.get("sentence_en", ""),
+        " ".join(r["alerts"]),
+        r["model"]["version"],
+    ]
 
 
 def _group_words(spec: str) -> tuple[str, str, str | None]:

@@ -1,0 +1,93 @@
+"""Issue 15 hardening, over HTTP: exports, bounds, malformed input, busy databases.
+
+Each test names the defect of issue 15 it guards. The district of
+``tests/serving/district.py`` is scored for 2025-06-01; p-06 is out of the
+cohort, so a district export lists 8 persons.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import warnings
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from tests.serving.conftest import Scored, auth
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+EXPORT = "/api/v1/exports/risk-list.csv"
+
+
+def _csv(content: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+
+
+def _exported(engine: sa.Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text("SELECT person_id FROM audit_log WHERE action = 'export' ORDER BY id")
+            ).scalars()
+        )
+
+
+@pytest.fixture
+def lenient(fresh: Scored) -> Iterator[TestClient]:
+    """A client that answers a crash with the app's 500 instead of raising it in the test."""
+    from serving.app import create_app
+    from tests.serving.fakes import fake_champions
+
+    champs = fake_champions()
+    app = create_app(fresh.settings(), loader=lambda o: champs[o])
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+# -- 1. the district export ---------------------------------------------------------------
+
+
+def test_district_export_is_ranked_by_district_and_audits_what_it_delivers(api_fresh, fresh):
+    h = auth(fresh.tokens, "admin")
+    listed = api_fresh.get("/api/v1/risk-lists/districts/示例区?limit=100", headers=h).json()
+    r = api_fresh.get(f"{EXPORT}?district=示例区", headers=h)
+    assert r.status_code == 200, r.text
+    rows = _csv(r.content)
+    assert [row["rank"] for row in rows] == [str(i) for i in range(1, 9)]
+    assert [row["person_id"] for row in rows] == [i["person_id"] for i in listed["items"]]
+    assert "p-06" not in {row["person_id"] for row in rows}
+    assert sorted(_exported(fresh.engine)) == sorted(row["person_id"] for row in rows)
+
+    town = api_fresh.get(f"{EXPORT}?district=示例区&town=西镇", headers=h)
+    assert town.status_code == 200
+    assert [(row["rank"], row["town"]) for row in _csv(town.content)] == [
+        ("1", "西镇"),
+        ("2", "西镇"),
+    ]
+
+    sup = api_fresh.get(f"{EXPORT}?district=示例区", headers=auth(fresh.tokens, "sup_east"))
+    assert sup.status_code == 200
+    assert {row["town"] for row in _csv(sup.content)} == {"东镇"}
+    # the rank is the person's rank in the district asked for (as in the district list's order)
+    ranks = {row["person_id"]: row["rank"] for row in rows}
+    assert [row["rank"] for row in _csv(sup.content)] == [
+        ranks[row["person_id"]] for row in _csv(sup.content)
+    ]
+    assert len(_csv(sup.content)) == 6
+
+
+def test_an_export_that_fails_audits_nobody(lenient, fresh, monkeypatch):
+    import serving.exports
+
+    def broken(*_args: object, **_kwargs: object) -> bytes:
+        raise RuntimeError("rendering failed")
+
+    monkeypatch.setattr(serving.exports, "csv_bytes", broken)
+    r = lenient.get(f"{EXPORT}?district=示例区", headers=auth(fresh.tokens, "admin"))
+    assert r.status_code == 500
+    assert _exported(fresh.engine) == []
