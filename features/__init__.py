@@ -8,6 +8,8 @@ Public API (DESIGN §6): :func:`build_features`, :func:`build_labels`,
 from features.catalog import Catalog, Feature, load_catalog
 from features.config import LabelConfig, load_label_config
 from features.engine import build_cohort, build_features
+from features.jobs import run_features_job
+from features.labels import build_labels
 
 __all__ = [
     "Catalog",
@@ -15,6 +17,8 @@ __all__ = [
     "LabelConfig",
     "build_cohort",
     "build_features",
+    "build_labels",
     "load_catalog",
     "load_label_config",
+    "run_features_job",
 ]

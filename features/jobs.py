@@ -48,9 +48,9 @@ from features.columnar import (
     lookup_codes,
     person_digest_hashes,
 )
-from features.config import OUTCOMES, LabelConfig, load_label_config
+from features.config import OUTCOMES, LabelConfig, config_record, load_label_config
 from features.engine import CHUNK_ROWS, Session, Source, connect, open_session
-from features.labels import compute_labels_sql
+from features.labels import derived_times
 from features.sql import DAY_US
 
 _EVERY = re.compile(r"^(\d+)([DWMY])$")
@@ -207,7 +207,6 @@ def _run(
     ent_pidx, ent_as = entity_rows(coded_persons, cols, dates)
     observed = coded_events.max_rec or 0
     outcomes = [o for o in OUTCOMES if o in config.outcomes]
-    quick = [o for o in outcomes if not config.outcomes[o].derived.enabled]
     derived = [o for o in outcomes if config.outcomes[o].derived.enabled]
     sql: Session | None = None
     con = None
@@ -228,13 +227,14 @@ def _run(
         p, a = ent_pidx[sl], ent_as[sl]
         data = fast.evaluate(plan, coded_events, atom_e, cols, p, a)
         lap("features")
-        labels = fast.labels(plan, coded_events, atom_e, cols, p, a, quick, horizon, observed)
-        lap("labels")
+        given: dict[str, np.ndarray] = {}
         if sql is not None and con is not None:
             sql.ent_person, sql.ent_pidx, sql.ent_as, sql.sql_entities = ids[p], p, a, False
-            for o in derived:
-                got = compute_labels_sql(con, config, o, horizon, observed)
-                labels[o] = got.to_numpy(dtype="float64", na_value=np.nan)
+            given = {o: derived_times(con, config, o, horizon) for o in derived}
+        labels = fast.labels(
+            plan, coded_events, atom_e, cols, p, a, outcomes, horizon, observed, given
+        )
+        lap("labels")
         names, counts = np.unique(data.pop("_status").astype(str), return_counts=True)
         status.update(dict(zip(names.tolist(), counts.tolist(), strict=True)))
         keep = data.pop("_in_cohort")
@@ -273,6 +273,7 @@ def _run(
         "every": None if panel is None else panel[2],
         "catalog_version": catalog.catalog_version,
         "label_config_version": config.config_version,
+        "label_config": config_record(config),
         "horizon_days": horizon,
         "data": data_print,
         "observed_until": datetime.fromtimestamp(observed / 1e6, tz=None).isoformat()

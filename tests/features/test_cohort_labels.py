@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from features import build_cohort
-from features.config import DerivedRule, load_label_config
+from features.config import ConsecutiveRule, DerivedRule, load_label_config
 from features.jobs import panel_dates, run_features_job
 from features.labels import build_labels
 from tests.features.history import at, ev, events, persons
@@ -73,19 +73,84 @@ def test_relapse_window_refused_and_boundaries() -> None:
     assert labels(evs, "2023-01-31") == [0]  # the window ends at 2023-05-01 00:00, exclusive
 
 
-def test_censoring_at_exit_and_unobserved_windows() -> None:
-    evs = events(ev("2023-04-01", "program_exit", "completed"))
-    assert labels(evs, "2023-03-01") == [None]  # window runs past exit, no outcome
+def test_exits_are_competing_events_and_cutoff_windows_are_unknown_whatever_happened() -> None:
+    completed = events(ev("2023-04-01", "program_exit", "completed"))
+    assert labels(completed, "2023-03-01") == [0]  # exit ends the window: competing, not unknown
     evs2 = events(
         ev("2023-03-10", "urine_test", "positive"), ev("2023-04-01", "program_exit", "violation")
     )
     assert labels(evs2, "2023-03-01") == [1]  # outcome before exit counts
-    assert labels(events(), "2025-05-01") == [None]  # window not yet observed
-    assert labels(events(), "2025-10-15") == [None]  # runs past the planned end
+    after = events(
+        ev("2023-04-01", "program_exit", "custody"), ev("2023-04-10", "urine_test", "positive")
+    )
+    assert labels(after, "2023-03-01") == [0]  # an outcome after the exit does not
+    # the window [2025-05-01, 2025-07-30) ends after the snapshot 2025-06-01: unknown,
+    # with or without a positive inside its observed part (no selection on the outcome)
+    assert labels(events(), "2025-05-01") == [None]
+    assert labels(events(ev("2025-05-10", "urine_test", "positive")), "2025-05-01") == [None]
     out = events(ev("2023-03-20", "transfer_out"))
-    assert labels(out, "2023-03-01") == [None]
+    assert labels(out, "2023-03-01") == [0]
     back = events(ev("2023-03-20", "transfer_out"), ev("2023-03-25", "transfer_in"))
     assert labels(back, "2023-03-01") == [0]
+    pos_back = events(*back.to_dict("records"), ev("2023-04-20", "urine_test", "positive"))
+    assert labels(pos_back, "2023-03-01") == [1]
+
+
+def test_window_ends_at_the_planned_end_known_at_as_of() -> None:
+    # planned end 2025-12-31: from 2025-10-15 the window is [10-15, 2026-01-01)
+    late = events(ev("2025-12-31 23:00", "urine_test", "positive"))
+    beyond = events(ev("2026-01-01", "urine_test", "positive"))
+    snap = {"observed_until": "2026-06-01"}
+    assert labels(late, "2025-10-15", **snap) == [1]
+    assert labels(beyond, "2025-10-15", **snap) == [0]  # after the agreement: not this window
+    assert labels(events(), "2025-10-15", **snap) == [0]
+    # the same window is still unknown while the snapshot has not reached its end
+    assert labels(late, "2025-10-15", observed_until="2025-12-31") == [None]
+    cfg = load_label_config()
+    drop = cfg.model_copy(
+        update={"censoring": cfg.censoring.model_copy(update={"planned_end": "drop"})}
+    )
+    assert labels(late, "2025-10-15", config=drop, **snap) == [None]
+    assert labels(late, "2025-10-04", config=drop, **snap) == [None]  # ends 2026-01-02
+    assert labels(late, "2025-10-03", config=drop, **snap) == [1]  # ends 2026-01-01 exactly
+    assert labels(events(), "2025-09-01", config=drop, **snap) == [0]  # ends 11-30
+
+
+def _consecutive(k: int = 2) -> object:
+    cfg = load_label_config()
+    rel = cfg.outcomes["relapse"]
+    rule = ConsecutiveRule(enabled=True, interval_days=7, k=k)
+    return cfg.model_copy(
+        update={
+            "outcomes": {**cfg.outcomes, "relapse": rel.model_copy(update={"consecutive": rule})}
+        }
+    )
+
+
+def test_k_consecutive_weeks_positive_or_missing() -> None:
+    cfg = _consecutive(k=2)
+    weekly = (
+        [f"2023-03-{d:02d}" for d in (2, 9, 16, 23, 30)]
+        + [f"2023-04-{d:02d}" for d in (6, 13, 20, 27)]
+        + [f"2023-05-{d:02d}" for d in (4, 11, 18, 25)]
+    )
+    clean = events(*(ev(d, "urine_test", "negative") for d in weekly))
+    assert labels(clean, "2023-03-01", config=cfg) == [0]
+    one_pos = events(*(ev(d, "urine_test", "positive" if d == "2023-03-16" else "negative")
+                       for d in weekly))  # fmt: skip
+    assert labels(one_pos, "2023-03-01", config=cfg) == [0]  # one bad week is not two
+    # weeks 3 (positive) and 4 (no test) in a row
+    gap = events(*(ev(d, "urine_test", "positive" if d == "2023-03-16" else "negative")
+                   for d in weekly if d != "2023-03-23"))  # fmt: skip
+    assert labels(gap, "2023-03-01", config=cfg) == [1]
+    # missing weeks after a custody exit are not counted: the exit ends observation
+    exit_ = events(ev("2023-03-02", "urine_test", "negative"),
+                   ev("2023-03-09", "program_exit", "custody"))  # fmt: skip
+    assert labels(exit_, "2023-03-01", config=cfg) == [0]
+    # and missing weeks after the planned end do not exist
+    days = ("2025-12-03", "2025-12-10", "2025-12-17", "2025-12-24")
+    short = events(*(ev(d, "urine_test", "negative") for d in days))
+    assert labels(short, "2025-12-01", config=cfg, observed_until="2026-06-01") == [0]
 
 
 def test_not_in_cohort_is_unknown_and_late_record_counts_for_labels() -> None:

@@ -19,7 +19,7 @@ from features.columnar import superseded_at
 from features.config import load_label_config
 from features.contract import EVENT_CODED_RESULTS, EVENT_RESULTS, EVENT_TYPES
 from features.engine import attach, compute, compute_sql, set_entities
-from features.labels import compute_labels, compute_labels_sql
+from features.labels import compute_labels
 from features.sql import MAX_US
 from tests.features.history import events, persons
 
@@ -134,14 +134,30 @@ def test_numpy_engine_equals_sql_reference(
             )
             if col != "row_id":
                 assert got[col].dtype == want[col].dtype, col
+
+
+_OUTCOME_TYPES = {"urine_test", "hair_test", "lost_contact"}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(_event, max_size=40), horizon=st.sampled_from([30, 90]))
+def test_whether_a_label_is_known_never_depends_on_the_outcome(
+    rows: list[dict], horizon: int
+) -> None:
+    """DESIGN §3: removing every outcome event changes labels from 1 to 0, never known-ness."""
+    frame = _frame(rows, [])
+    without = frame[~frame["type"].isin(_OUTCOME_TYPES)].reset_index(drop=True)
+    cfg = load_label_config()
+    observed = (BASE + pd.Timedelta(days=200)).value // 1000
     for outcome in ("relapse", "loss_of_contact"):
-        for horizon in (30, 90):
-            fast_ = compute_labels(con, cfg, outcome, horizon, MAX_US // 2)  # type: ignore[arg-type]
-            sql_ = compute_labels_sql(con, cfg, outcome, horizon, MAX_US // 2)  # type: ignore[arg-type]
-            assert (
-                fast_.astype("float").fillna(-1).tolist()
-                == sql_.astype("float").fillna(-1).tolist()
-            )
+        got = []
+        for evs in (frame, without):
+            con = duckdb.connect()
+            attach(con, PERSONS, evs)
+            set_entities(con, ENT)
+            got.append(compute_labels(con, cfg, outcome, horizon, observed))  # type: ignore[arg-type]
+        assert got[0].isna().tolist() == got[1].isna().tolist()
+        assert not (got[1].fillna(0) == 1).any()
 
 
 def test_superseded_at_versions_and_ties() -> None:
