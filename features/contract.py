@@ -41,6 +41,10 @@ class Column:
     coded: tuple[str, ...] = ()
 
 
+#: The largest event ``value`` accepted (a quantity or a number of days): far above any
+#: real one, far below where sums over a history lose precision or overflow.
+VALUE_MAX = 1_000_000.0
+
 SEXES = ("M", "F")
 PROGRAMS = ("community_detox", "community_rehab")
 DRUGS = ("heroin", "methamphetamine", "ketamine", "cannabis", "other")
@@ -62,7 +66,14 @@ PERSON_COLUMNS: tuple[Column, ...] = (
     Column("program_end", "date", True, "planned agreement end"),
     Column("primary_drug", "enum", True, "main drug", choices=DRUGS),
     Column("first_use_year", "int", False, "year of first use", min_value=1900, max_value=2030),
-    Column("prior_compulsory_detox", "int", False, "prior compulsory detox episodes", min_value=0),
+    Column(
+        "prior_compulsory_detox",
+        "int",
+        False,
+        "prior compulsory detox episodes",
+        min_value=0,
+        max_value=99,
+    ),
     Column("household", "enum", False, "household registration (户籍)", choices=HOUSEHOLDS),
     Column("living", "enum", False, "living situation", choices=LIVING),
     Column("marital", "string", False, "marital status", free_text=True, coded=MARITAL),
@@ -114,7 +125,14 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("recorded_at", "datetime", False, "when the system learned it; default ts; >= ts"),
     Column("type", "enum", True, "event type", choices=EVENT_TYPES),
     Column("result", "string", False, "meaning depends on type"),
-    Column("value", "float", False, "quantity (medicine) or days away (leave notice)"),
+    Column(
+        "value",
+        "float",
+        False,
+        "quantity (medicine) or days away (leave notice)",
+        min_value=0,
+        max_value=VALUE_MAX,
+    ),
     Column("source", "string", False, "who sent it; usually one of SOURCES"),
 )
 

@@ -10,7 +10,8 @@ columns are never echoed into a reason.
 
 Rules, by code:
 ``missing_column``, ``missing_required``, ``bad_date``, ``bad_datetime``,
-``bad_int``, ``bad_number``, ``out_of_range``, ``not_in_choices``,
+``bad_int``, ``bad_number``, ``not_finite`` (``inf``, ``-inf``, ``Infinity``),
+``out_of_range`` (every numeric column is bounded in the contract), ``not_in_choices``,
 ``unknown_event_type``, ``bad_result``, ``recorded_before_ts``,
 ``end_before_start``, ``first_use_before_birth``, ``unknown_person``,
 ``duplicate_conflict`` (the same id twice in one file with different values:
@@ -195,33 +196,7 @@ def _parse_column(col: Column, raw: pd.Series, rej: _Rejections) -> pd.Series:
         )
         return parsed
     if col.kind in ("int", "float"):
-        numbers = pd.to_numeric(
-            _as_text(raw)
-            if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype)
-            else raw,
-            errors="coerce",
-        ).astype("float64")
-        failed = present & numbers.isna().to_numpy()
-        if col.kind == "int":
-            failed |= (
-                present & ~failed & (np.floor(numbers.fillna(0)) != numbers.fillna(0)).to_numpy()
-            )
-        shown = _as_text(raw).fillna("")
-        rej.add(
-            failed,
-            col.name,
-            f"bad_{'int' if col.kind == 'int' else 'number'}",
-            f"not {'a whole number' if col.kind == 'int' else 'a number'}: '" + shown + "'",
-        )
-        ok = present & ~failed
-        low = ok & (numbers < col.min_value).to_numpy() if col.min_value is not None else None
-        high = ok & (numbers > col.max_value).to_numpy() if col.max_value is not None else None
-        for mask, bound, word in ((low, col.min_value, "below"), (high, col.max_value, "above")):
-            if mask is not None:
-                rej.add(
-                    mask, col.name, "out_of_range", f"{col.name} " + shown + f" is {word} {bound:g}"
-                )
-        return numbers.round().astype("Int64") if col.kind == "int" else numbers
+        return _parse_number(col, raw, present, rej)
     text = _as_text(raw)
     if col.kind == "enum":
         bad = present & ~text.isin(col.choices).to_numpy()
@@ -237,6 +212,40 @@ def _parse_column(col: Column, raw: pd.Series, rej: _Rejections) -> pd.Series:
                 "'" + text.fillna("") + f"' is not one of {', '.join(col.choices)}",
             )
     return text.astype(str).where(text.notna())
+
+
+def _parse_number(col: Column, raw: pd.Series, present: np.ndarray, rej: _Rejections) -> pd.Series:
+    """A numeric column: a finite number (whole for ``int``) within the column's bounds.
+
+    A rejected value becomes NA, so nothing non-finite or huge reaches the good rows
+    (or the cast to ``Int64``).
+    """
+    textual = raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype)
+    numbers = pd.to_numeric(_as_text(raw) if textual else raw, errors="coerce").astype("float64")
+    values = numbers.to_numpy()
+    shown = _as_text(raw).fillna("")
+    infinite = present & np.isinf(values)
+    failed = present & np.isnan(values)
+    if col.kind == "int":
+        finite = np.where(np.isfinite(values), values, 0.0)
+        failed |= present & ~infinite & (np.floor(finite) != finite)
+    whole = col.kind == "int"
+    rej.add(
+        failed,
+        col.name,
+        "bad_int" if whole else "bad_number",
+        f"not {'a whole number' if whole else 'a number'}: '" + shown + "'",
+    )
+    rej.add(infinite, col.name, "not_finite", "not a finite number: '" + shown + "'")
+    ok = present & ~failed & ~infinite
+    for bound, word in ((col.min_value, "below"), (col.max_value, "above")):
+        if bound is None:
+            continue
+        beyond = ok & ((values < bound) if word == "below" else (values > bound))
+        rej.add(beyond, col.name, "out_of_range", f"{col.name} " + shown + f" is {word} {bound:g}")
+        ok &= ~beyond
+    numbers = numbers.where(ok)
+    return numbers.round().astype("Int64") if whole else numbers
 
 
 def _parse_table(raw: pd.DataFrame, columns: tuple[Column, ...], rej: _Rejections) -> pd.DataFrame:

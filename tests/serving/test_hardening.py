@@ -148,3 +148,71 @@ def test_safe_cell(value, cell):
     from serving.exports import safe_cell
 
     assert safe_cell(value) == cell
+
+
+# -- 3. non-finite and huge numbers over the API ----------------------------------------------
+
+
+def _post_json(client: TestClient, url: str, token: str, text: str):
+    return client.post(
+        url,
+        content=text.encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+
+
+def test_api_ingest_names_non_finite_and_huge_numbers_and_keeps_good_rows(api_fresh, fresh):
+    text = """{
+      "persons": [
+        {"person_id": "p-20", "sex": "M", "birth_year": 1990, "district": "示例区",
+         "town": "东镇", "worker_id": "w-1", "program": "community_rehab",
+         "program_start": "2024-06-01", "program_end": "2027-05-31",
+         "primary_drug": "heroin", "prior_compulsory_detox": Infinity},
+        {"person_id": "p-21", "sex": "F", "birth_year": 1e30, "district": "示例区",
+         "town": "东镇", "worker_id": "w-1", "program": "community_rehab",
+         "program_start": "2024-06-01", "program_end": "2027-05-31", "primary_drug": "heroin"},
+        {"person_id": "p-22", "sex": "F", "birth_year": 1991, "district": "示例区",
+         "town": "东镇", "worker_id": "w-1", "program": "community_rehab",
+         "program_start": "2024-06-01", "program_end": "2027-05-31", "primary_drug": "heroin"}
+      ],
+      "events": [
+        {"event_id": "e-20", "person_id": "p-22", "ts": "2025-05-01T09:00:00",
+         "type": "leave_notice", "value": -Infinity},
+        {"event_id": "e-21", "person_id": "p-22", "ts": "2025-05-01T09:00:00",
+         "type": "leave_notice", "value": 1e308},
+        {"event_id": "e-22", "person_id": "p-22", "ts": "2025-05-02T09:00:00",
+         "type": "leave_notice", "value": 2}
+      ]
+    }"""
+    r = _post_json(api_fresh, "/api/v1/ingest", fresh.tokens["integ"], text)
+    assert r.status_code == 422, r.text
+    body = r.json()
+    got = sorted((x["file"], x["row"], x["column"], x["code"]) for x in body["rejections"])
+    assert got == [
+        ("events", 1, "value", "not_finite"),
+        ("events", 2, "value", "out_of_range"),
+        ("persons", 1, "prior_compulsory_detox", "not_finite"),
+        ("persons", 2, "birth_year", "out_of_range"),
+    ]
+    assert (body["persons"]["stored"], body["events"]["stored"]) == (1, 1)
+    with fresh.engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT event_id, value FROM events WHERE person_id = 'p-22'")
+        ).all()
+    assert [tuple(s) for s in stored] == [("e-22", 2.0)]
+
+
+def test_score_history_names_non_finite_numbers(api_fresh, fresh):
+    text = """{
+      "person": {"person_id": "p-30", "sex": "M", "birth_year": 1990, "district": "示例区",
+         "town": "东镇", "worker_id": "w-1", "program": "community_rehab",
+         "program_start": "2024-06-01", "program_end": "2027-05-31",
+         "primary_drug": "heroin", "prior_compulsory_detox": 1e30},
+      "events": [{"event_id": "e-30", "person_id": "p-30", "ts": "2025-05-01T09:00:00",
+         "type": "leave_notice", "value": Infinity}],
+      "as_of": "2025-06-01"
+    }"""
+    r = _post_json(api_fresh, "/api/v1/score/history", fresh.tokens["integ"], text)
+    assert r.status_code == 422, r.text
+    fields = {f["field"] for f in r.json()["error"]["fields"]}
+    assert fields == {"body.person.prior_compulsory_detox", "body.events[0].value"}

@@ -1,0 +1,124 @@
+"""Issue 15 hardening at the door: numbers, dates, text and ids that must be rejected by name.
+
+Every case is one bad row beside a good one: the bad row is named (file, row,
+column, code), the good row is stored, nothing crashes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from features.ingest import ingest_frames
+from features.store import load_events, load_persons
+from features.validate import validate_events, validate_persons
+from tests.factories import event, events_frame, person, persons_frame
+
+
+def _lines(rejections: pd.DataFrame) -> list[tuple[object, ...]]:
+    return list(rejections[["row", "column", "code"]].itertuples(index=False, name=None))
+
+
+# -- 3. non-finite and huge numbers ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "code"),
+    [
+        ("prior_compulsory_detox", "inf", "not_finite"),
+        ("prior_compulsory_detox", "-inf", "not_finite"),
+        ("prior_compulsory_detox", "Infinity", "not_finite"),
+        ("prior_compulsory_detox", "1e30", "out_of_range"),
+        ("prior_compulsory_detox", "100", "out_of_range"),
+        ("prior_compulsory_detox", "1.5", "bad_int"),
+        ("prior_compulsory_detox", "nan", "bad_int"),
+        ("birth_year", "inf", "not_finite"),
+        ("birth_year", "1e30", "out_of_range"),
+        ("birth_year", "1986.5", "bad_int"),
+        ("first_use_year", "-1e308", "out_of_range"),
+    ],
+)
+def test_integer_columns_reject_non_finite_huge_and_fractional(column, value, code):
+    v = validate_persons(
+        persons_frame(person(person_id="ok"), person(person_id="bad", **{column: value}))
+    )
+    assert _lines(v.rejections) == [(2, column, code)]
+    assert list(v.good["person_id"]) == ["ok"]
+    assert v.good[column].dtype == "Int64"
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("inf", "not_finite"),
+        ("-inf", "not_finite"),
+        ("1e308", "out_of_range"),
+        ("1e7", "out_of_range"),
+        ("-1", "out_of_range"),
+        ("NaN", "bad_number"),
+    ],
+)
+def test_event_value_must_be_finite_and_bounded(value, code):
+    v = validate_events(
+        events_frame(
+            event("ok", "2024-05-01T09:00:00", "leave_notice", value="3"),
+            event("bad", "2024-05-01T10:00:00", "leave_notice", value=value),
+        ),
+        ["p-1"],
+        file="events.csv",
+    )
+    assert _lines(v.rejections) == [(2, "value", code)]
+    assert list(v.good["value"]) == [3.0]
+
+
+def test_typed_parquet_numbers_are_checked_like_text():
+    raw = persons_frame(person(person_id="ok"), person(person_id="bad"))
+    raw["prior_compulsory_detox"] = [1.0, float("inf")]
+    v = validate_persons(raw)
+    assert _lines(v.rejections) == [(2, "prior_compulsory_detox", "not_finite")]
+    assert list(v.good["prior_compulsory_detox"]) == [1]
+
+
+def test_cli_ingest_names_non_finite_numbers_and_stores_the_good_rows(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sunflower.cli import app
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    persons_frame(
+        person(person_id="p-1"), person(person_id="p-2", prior_compulsory_detox="inf")
+    ).to_csv(folder / "persons.csv", index=False)
+    events_frame(
+        event("e-1", "2024-05-01T09:00:00", "leave_notice", value="2"),
+        event("e-2", "2024-05-02T09:00:00", "leave_notice", value="1e308"),
+        event("e-3", "2024-05-03T09:00:00", "leave_notice", value="-inf"),
+    ).to_csv(folder / "events.csv", index=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("SUNFLOWER_HOME", str(home))
+    monkeypatch.delenv("SUNFLOWER_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, ["ingest", str(folder)])
+    assert result.exit_code == 3, result.output
+    report = json.loads(next((home / "reports").glob("ingest-*.json")).read_text("utf-8"))
+    assert sorted((r["file"], r["row"], r["column"], r["code"]) for r in report["rejections"]) == [
+        ("events.csv", 2, "value", "out_of_range"),
+        ("events.csv", 3, "value", "not_finite"),
+        ("persons.csv", 2, "prior_compulsory_detox", "not_finite"),
+    ]
+    assert (report["persons"]["stored"], report["events"]["stored"]) == (1, 1)
+
+
+def test_ingest_stores_only_finite_values(engine):
+    result = ingest_frames(
+        engine,
+        persons_frame(person(person_id="p-1")),
+        events_frame(
+            event("e-1", "2024-05-01T09:00:00", "controlled_medicine_purchase", value="4"),
+            event("e-2", "2024-05-01T10:00:00", "controlled_medicine_purchase", value="inf"),
+        ),
+    )
+    assert _lines(result.rejections) == [(2, "value", "not_finite")]
+    assert list(load_events(engine)["value"]) == [4.0]
+    assert list(load_persons(engine)["person_id"]) == ["p-1"]
