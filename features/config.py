@@ -6,9 +6,10 @@ filters are checked against :mod:`features.contract` (via
 :class:`features.catalog.EventFilter`).
 
 Where the file comes from (:func:`label_config_path`): an explicit path
-(``--labels FILE``), else ``SUNFLOWER_HOME/config/labels.yaml`` when it
-exists, else the shipped default next to this module. The shipped file is the
-default; a district's own rules live outside the package.
+(``--labels FILE``, which sets ``SUNFLOWER_LABELS`` for the whole run), else
+``SUNFLOWER_HOME/config/labels.yaml`` when it exists, else the shipped
+default next to this module. The shipped file is the default; a
+district's own rules live outside the package.
 :func:`config_record` is what every features manifest and MLflow run records
 of the file in force (path, version, sha256 of the parsed values).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -111,10 +113,25 @@ def home_config_dir() -> Path:
     return get_settings().home / "config"
 
 
+def use_label_file(path: Path | str) -> None:
+    """Make ``path`` the label file in force for this process (``--labels FILE``).
+
+    Set as ``SUNFLOWER_LABELS`` so every component of the run (features,
+    training, scoring) and its subprocesses read the same rules.
+    """
+    resolved = Path(path).resolve()
+    if not resolved.exists():
+        raise FileNotFoundError(f"label configuration {path} does not exist")
+    os.environ["SUNFLOWER_LABELS"] = str(resolved)
+
+
 def label_config_path(path: Path | str | None = None) -> Path:
-    """The label file in force: explicit, else the home's, else the shipped default."""
+    """The label file in force: explicit, else ``SUNFLOWER_LABELS``, else the home's,
+    else the shipped default."""
     if path is not None:
         return Path(path)
+    if os.environ.get("SUNFLOWER_LABELS"):
+        return Path(os.environ["SUNFLOWER_LABELS"])
     home = home_config_dir() / "labels.yaml"
     return home if home.exists() else LABELS_PATH
 

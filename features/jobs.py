@@ -97,6 +97,17 @@ def entity_rows(
     return np.concatenate(pidx).astype(np.int64), np.concatenate(as_us)
 
 
+def given_rows(persons: Persons, entities: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(pidx, as_us) of given (person_id, as_of) rows, in their order; unknown ids refused."""
+    index = pd.Index(persons.ids.to_numpy())
+    pidx = index.get_indexer(entities["person_id"].astype(str).to_numpy())
+    if (pidx < 0).any():
+        missing = entities["person_id"].to_numpy()[pidx < 0][:3].tolist()
+        raise ValueError(f"entity rows name persons that are not in persons, e.g. {missing}")
+    as_us = pd.to_datetime(entities["as_of"]).astype("datetime64[us]").to_numpy().view(np.int64)
+    return pidx.astype(np.int64), as_us.astype(np.int64)
+
+
 def _xor(values: np.ndarray) -> int:
     return int(np.bitwise_xor.reduce(values)) if len(values) else 0
 
@@ -153,19 +164,25 @@ def run_features_job(
     threads: int | None = None,
     memory_limit: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    entities: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Write features (+ labels) for one as_of or a panel; return the manifest.
+    """Write features (+ labels) for one as_of, a panel, or given entity rows; return the manifest.
+
+    ``entities`` (person_id, as_of) are rows of persons in ``persons``, e.g.
+    each person on their own programme days; cohort rules still apply.
 
     ``threads`` and ``memory_limit`` apply to the DuckDB connection of the SQL
     fallback (derived labels); ``chunk_rows`` caps the entity rows per chunk.
     Runs inside :func:`features.columnar.job_memory` (freed memory reused, no huge pages).
     """
-    if (as_of is None) == (panel is None):
-        raise ValueError("give exactly one of as_of=DATE or panel=(START, END, EVERY)")
+    if sum(x is not None for x in (as_of, panel, entities)) != 1:
+        raise ValueError(
+            "give exactly one of as_of=DATE, panel=(START, END, EVERY) or entities=FRAME"
+        )
     with job_memory():
         return _run(
             persons, events, out, as_of, panel, horizon_days, catalog, config,
-            threads, memory_limit, chunk_rows,
+            threads, memory_limit, chunk_rows, entities,
         )  # fmt: skip
 
 
@@ -181,11 +198,17 @@ def _run(
     threads: int | None,
     memory_limit: str | None,
     chunk_rows: int,
+    entities: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     catalog, config = catalog or load_catalog(), config or load_label_config()
     horizon = horizon_days or config.horizon_days
-    dates = panel_dates(*panel) if panel is not None else [pd.Timestamp(str(as_of)).normalize()]
+    if panel is not None:
+        dates = panel_dates(*panel)
+    elif as_of is not None:
+        dates = [pd.Timestamp(str(as_of)).normalize()]
+    else:
+        dates = []
     stages: dict[str, float] = {}
     mark = time.perf_counter()
 
@@ -204,7 +227,10 @@ def _run(
     plan = fast.compile_plan(catalog, config)
     atom_e = lookup_codes(plan.table, coded_events.tc, coded_events.rc)
     cols = fast.PersonColumns.of(coded_persons, catalog)
-    ent_pidx, ent_as = entity_rows(coded_persons, cols, dates)
+    if entities is not None:
+        ent_pidx, ent_as = given_rows(coded_persons, entities)
+    else:
+        ent_pidx, ent_as = entity_rows(coded_persons, cols, dates)
     observed = coded_events.max_rec or 0
     outcomes = [o for o in OUTCOMES if o in config.outcomes]
     derived = [o for o in outcomes if config.outcomes[o].derived.enabled]
@@ -268,12 +294,12 @@ def _run(
     lap("fingerprint")
     manifest = {
         "job": "features",
-        "mode": "as_of" if panel is None else "panel",
-        "as_of_dates": [str(d.date()) for d in dates],
+        "mode": "entities" if entities is not None else "as_of" if panel is None else "panel",
+        "as_of_dates": [str(d.date()) for d in dates] if entities is None else [],
         "every": None if panel is None else panel[2],
         "catalog_version": catalog.catalog_version,
         "label_config_version": config.config_version,
-        "label_config": config_record(config),
+        "label_config": {**config_record(config), "values": config.model_dump(mode="json")},
         "horizon_days": horizon,
         "data": data_print,
         "observed_until": datetime.fromtimestamp(observed / 1e6, tz=None).isoformat()

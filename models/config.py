@@ -1,9 +1,11 @@
 """Model configuration: one versioned YAML parsed into strict pydantic models.
 
-Contract: :func:`load_config` reads ``models/config/default.yaml`` (or a given
-path) into :class:`ModelConfig` with ``extra="forbid"`` everywhere, so a typo
-is an error that names the key. :meth:`ModelConfig.fingerprint` is a stable
-hash of the parsed values (recorded with every trained model).
+Contract: :func:`load_config` reads the file in force — an explicit path
+(``--config FILE``), else ``SUNFLOWER_HOME/config/models.yaml`` when it exists,
+else the shipped ``models/config/default.yaml`` — into :class:`ModelConfig`
+with ``extra="forbid"`` everywhere, so a typo is an error that names the
+key. :meth:`ModelConfig.fingerprint` is a stable hash of the parsed values
+(recorded with every trained model).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from features.config import home_config_dir
 
 DEFAULT_CONFIG = Path(__file__).parent / "config" / "default.yaml"
 Outcome = Literal["relapse", "loss_of_contact"]
@@ -46,9 +50,20 @@ def _span(value: str) -> str:
 
 
 class PanelConfig(_Strict):
+    """The training panel's as_of grid.
+
+    ``grid: calendar`` puts everyone on the same dates (from ``start``, every
+    ``every``); ``programme`` puts each person on dates relative to their own
+    programme start (day ``first_day``, then every ``every``), for
+    cohort-shaped records such as a 24-week treatment programme.
+    ``horizon_days`` null means the label configuration's horizon.
+    """
+
     start: str | None = None
     every: str = "1M"
-    horizon_days: int = Field(default=90, ge=1)
+    horizon_days: int | None = Field(default=None, ge=1)
+    grid: Literal["calendar", "programme"] = "calendar"
+    first_day: int = Field(default=0, ge=0)
 
     _every = field_validator("every")(_span)
 
@@ -122,6 +137,12 @@ class ModelConfig(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     fairness: FairnessConfig = FairnessConfig()
     gates: GateConfig = GateConfig()
+    #: the file it was read from (set by :func:`load_config`)
+    _source: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str | None:
+        return self._source
 
     def fingerprint(self) -> str:
         """A short stable hash of every setting."""
@@ -139,8 +160,21 @@ class ModelConfig(_Strict):
         return ModelConfig.model_validate(data)
 
 
+def model_config_path(path: Path | str | None = None) -> Path:
+    """The model file in force: explicit, else the home's ``config/models.yaml``, else shipped."""
+    if path is not None:
+        return Path(path)
+    home = home_config_dir() / "models.yaml"
+    return home if home.exists() else DEFAULT_CONFIG
+
+
 def load_config(path: Path | str | None = None) -> ModelConfig:
-    """Parse and check a model configuration YAML (default: the packaged one)."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
-    with open(path, encoding="utf-8") as fh:
-        return ModelConfig.model_validate(yaml.safe_load(fh))
+    """Parse and check the model configuration in force (see :func:`model_config_path`)."""
+    resolved = model_config_path(path)
+    with open(resolved, encoding="utf-8") as fh:
+        try:
+            config = ModelConfig.model_validate(yaml.safe_load(fh))
+        except ValueError as exc:
+            raise ValueError(f"{resolved}: {exc}") from exc
+    config._source = str(resolved.resolve())
+    return config

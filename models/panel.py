@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import load_catalog
-from features.config import OUTCOMES
+from features.config import OUTCOMES, LabelConfig, load_label_config
 from features.jobs import run_features_job
 from models.config import FoldConfig, ModelConfig, span_offset
 
@@ -131,28 +131,68 @@ def _age_band(age: pd.Series, edges: tuple[int, ...]) -> pd.Series:
     return pd.cut(age, bins=bins, labels=labels, right=False).astype(str)
 
 
-def build_panel(data: InputData, cfg: ModelConfig, workdir: Path | None = None) -> Panel:
+def horizon_of(cfg: ModelConfig, labels: LabelConfig | None = None) -> int:
+    """The label window in days: the model config's, else the label configuration's."""
+    return cfg.panel.horizon_days or (labels or load_label_config()).horizon_days
+
+
+def programme_entities(
+    persons: pd.DataFrame, cutoff: pd.Timestamp, first_day: int, every: str
+) -> pd.DataFrame:
+    """(person_id, as_of): each person on programme day ``first_day``, then every ``every``,
+    while the agreement runs and up to the data cutoff."""
+    step = span_offset(every)
+    start = pd.to_datetime(persons["program_start"]).dt.normalize()
+    end = pd.to_datetime(persons["program_end"]).dt.normalize() + pd.Timedelta(days=1)
+    rows: list[pd.DataFrame] = []
+    k = 0
+    as_of = start + pd.Timedelta(days=first_day)
+    last = cutoff.normalize()
+    while True:
+        live = (as_of < end) & (as_of <= last)
+        if not live.any():
+            break
+        rows.append(pd.DataFrame({"person_id": persons["person_id"][live], "as_of": as_of[live]}))
+        k += 1
+        as_of = start + pd.Timedelta(days=first_day) + step * k
+    if not rows:
+        return pd.DataFrame({"person_id": pd.Series(dtype="string"), "as_of": pd.Series(
+            dtype="datetime64[us]")})  # fmt: skip
+    out = pd.concat(rows, ignore_index=True)
+    out["as_of"] = out["as_of"].astype("datetime64[us]")
+    return out.sort_values(["as_of", "person_id"], kind="stable").reset_index(drop=True)
+
+
+def build_panel(
+    data: InputData,
+    cfg: ModelConfig,
+    workdir: Path | None = None,
+    labels: LabelConfig | None = None,
+) -> Panel:
     """Features and labels on every panel date up to the data cutoff."""
     persons, events = data.persons, data.events
     if events.empty:
-        raise ValueError("no events: nothing to learn from")
+        raise ValueError("no events: nothing to learn from; ingest a folder with events first")
+    labels = labels or load_label_config()
+    horizon = horizon_of(cfg, labels)
     cutoff = pd.Timestamp(events["recorded_at"].max())
     # Default start: the month of the first recorded event (no history before it).
     first = pd.Timestamp(cfg.panel.start or events["ts"].min())
     start = first.normalize().replace(day=1) if cfg.panel.start is None else first
+    grid: dict[str, Any] = (
+        {"panel": (start, cutoff.normalize(), cfg.panel.every)}
+        if cfg.panel.grid == "calendar"
+        else {"entities": programme_entities(persons, cutoff, cfg.panel.first_day, cfg.panel.every)}
+    )
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         manifest = run_features_job(
-            persons,
-            events,
-            out=Path(tmp),
-            panel=(start, cutoff.normalize(), cfg.panel.every),
-            horizon_days=cfg.panel.horizon_days,
+            persons, events, out=Path(tmp), horizon_days=horizon, config=labels, **grid
         )
         frame = pd.read_parquet(Path(tmp) / "features.parquet")
     frame["as_of"] = pd.to_datetime(frame["as_of"]).astype("datetime64[us]")
     frame = frame.sort_values(list(KEYS), kind="stable").reset_index(drop=True)
     frame = _attach_audit_columns(frame, persons, data.truth, cfg)
-    return Panel(frame, model_features(cfg), cutoff, cfg.panel.horizon_days, manifest)
+    return Panel(frame, model_features(cfg), cutoff, horizon, manifest)
 
 
 def _attach_audit_columns(
@@ -209,7 +249,7 @@ def _split(
     return train, valid
 
 
-def make_folds(
+def _folds(
     dates: list[pd.Timestamp], cutoff: pd.Timestamp, horizon_days: int, cfg: FoldConfig
 ) -> list[Fold]:
     """Rolling folds counting back from the latest as_of with a complete label window."""
@@ -217,7 +257,7 @@ def make_folds(
     labelled = sorted(d for d in dates if d + h <= cutoff)
     folds: list[Fold] = []
     if not labelled:
-        raise ValueError(f"no as_of date has a complete {horizon_days}-day label window")
+        return folds
     test_end = labelled[-1]
     for k in range(cfg.n_folds):
         test = tuple(d for d in labelled if test_end - span_offset(cfg.test_span) < d <= test_end)
@@ -230,22 +270,78 @@ def make_folds(
         fold.check(horizon_days)
         folds.append(fold)
         test_end = test_end - span_offset(cfg.step)
-    if not folds:
-        raise ValueError(
-            f"too little history for one fold: need {cfg.min_train_dates} training dates, a "
-            f"{cfg.valid_span} validation and a {cfg.test_span} test period, "
-            f"{horizon_days} days apart"
-        )
     return folds
+
+
+def _grid_step(dates: list[pd.Timestamp]) -> str:
+    """The panel's typical spacing as a span (``1M`` for monthly dates, else days)."""
+    gaps = np.diff(np.array(sorted(set(dates)), dtype="datetime64[D]")).astype(int)
+    if not len(gaps):
+        return "1D"
+    gap = int(np.median(gaps))
+    return "1M" if 28 <= gap <= 31 else f"{max(gap, 1)}D"
+
+
+def fold_plan(
+    dates: list[pd.Timestamp], cutoff: pd.Timestamp, horizon_days: int, cfg: FoldConfig
+) -> tuple[FoldConfig, str | None]:
+    """The configured fold plan, or a smaller one that fits the data, with a note saying so.
+
+    Raises ValueError with one sentence naming what is missing when even the
+    smallest plan (one grid step of validation and test, 3 training dates)
+    does not fit.
+    """
+    if _folds(dates, cutoff, horizon_days, cfg):
+        return cfg, None
+    step = _grid_step(dates)
+    small = cfg.model_copy(
+        update={"test_span": step, "valid_span": step, "step": step,
+                "min_train_dates": min(cfg.min_train_dates, 3)}
+    )  # fmt: skip
+    if _folds(dates, cutoff, horizon_days, small):
+        return small, (
+            f"the history is too short for the configured folds ({cfg.test_span} test, "
+            f"{cfg.valid_span} validation, {cfg.min_train_dates} training dates): "
+            f"used {step} test and validation periods and at least "
+            f"{small.min_train_dates} training dates"
+        )
+    h = pd.Timedelta(days=horizon_days)
+    labelled = [d for d in dates if d + h <= cutoff]
+    have = (
+        f"{len(labelled)} as_of dates with a complete {horizon_days}-day label window "
+        f"({min(labelled).date()}..{max(labelled).date()})"
+        if labelled
+        else f"no as_of date with a complete {horizon_days}-day label window before the "
+        f"data cutoff {cutoff.date()}"
+    )
+    raise ValueError(
+        f"too little history to train: the data has {have}, but one fold needs "
+        f"{small.min_train_dates} training dates, a validation and a test date, each "
+        f"{horizon_days} days after the last; use a longer history, a shorter horizon "
+        f"(horizon_days in labels.yaml) or fewer/smaller folds in models.yaml"
+    )
+
+
+def make_folds(
+    dates: list[pd.Timestamp], cutoff: pd.Timestamp, horizon_days: int, cfg: FoldConfig
+) -> list[Fold]:
+    """Rolling folds counting back from the latest as_of with a complete label window
+    (the configured plan, or the smaller one :func:`fold_plan` chooses)."""
+    plan, _note = fold_plan(dates, cutoff, horizon_days, cfg)
+    return _folds(dates, cutoff, horizon_days, plan)
 
 
 def production_fold(
     dates: list[pd.Timestamp], cutoff: pd.Timestamp, horizon_days: int, cfg: FoldConfig
 ) -> Fold:
     """The split for the model that is registered: the newest data, no test period."""
-    train, valid = _split(dates, cutoff, pd.Timedelta(days=horizon_days), cfg)
+    plan, _note = fold_plan(dates, cutoff, horizon_days, cfg)
+    train, valid = _split(dates, cutoff, pd.Timedelta(days=horizon_days), plan)
     if not train or not valid:
-        raise ValueError("too little labelled history to train a model")
+        raise ValueError(
+            f"too little labelled history for the production model: no validation dates "
+            f"whose {horizon_days}-day windows end before the data cutoff {cutoff.date()}"
+        )
     fold = Fold(-1, train, valid, ())
     fold.check(horizon_days)
     return fold

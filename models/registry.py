@@ -166,6 +166,7 @@ def log_training(
 
     outcome: Outcome = result.outcome
     cfg = result.config
+    labels = result.manifest.get("label_config", {})
     tags = {
         "outcome": outcome,
         "git_commit": git_commit(),
@@ -174,7 +175,12 @@ def log_training(
         "data_fingerprint": result.manifest.get("data", {}).get("snapshot_hash", ""),
         "config_version": cfg.config_version,
         "config_fingerprint": cfg.fingerprint(),
+        "config_source": cfg.source or "",
         "catalog_version": result.manifest.get("catalog_version", ""),
+        "label_config_version": labels.get("config_version") or "",
+        "label_config_sha256": labels.get("sha256") or "",
+        "label_config_source": labels.get("source") or "",
+        "horizon_days": str(result.manifest.get("horizon_days", "")),
         **(extra_tags or {}),
     }
     with mlflow.start_run(
@@ -186,7 +192,7 @@ def log_training(
             {f"lightgbm.{k}": v for k, v in cfg.lightgbm.params.items()}
             | {
                 "folds.n_folds": cfg.folds.n_folds,
-                "horizon_days": cfg.panel.horizon_days,
+                "horizon_days": result.manifest.get("horizon_days"),
                 "panel.every": cfg.panel.every,
                 "calibration": "platt",
                 "trees": result.final.booster.num_trees(),
@@ -198,6 +204,11 @@ def log_training(
             yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True), "config.yaml"
         )
         mlflow.log_dict(result.manifest, "data_manifest.json")
+        if "values" in labels:
+            mlflow.log_text(
+                yaml.safe_dump(labels["values"], allow_unicode=True, sort_keys=False),
+                "labels.yaml",
+            )
         mlflow.log_dict(evaluation_record(result), "evaluation.json")
         if card_dir is not None:
             mlflow.log_artifacts(str(card_dir), "card")

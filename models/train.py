@@ -33,7 +33,7 @@ from models.calibration import PlattCalibrator
 from models.config import ModelConfig, Outcome
 from models.fairness import fairness_table
 from models.metrics import evaluate, precision_curve, reliability, select_top
-from models.panel import Fold, Panel, make_folds, production_fold
+from models.panel import Fold, Panel, fold_plan, make_folds, production_fold
 from models.predictor import CalibratedBooster
 
 Progress = Callable[[str], None]
@@ -76,6 +76,16 @@ def fit_calibrated(
     X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, names: list[str], cfg: ModelConfig
 ) -> CalibratedBooster:
     """LightGBM + Platt scaling on the validation margin."""
+    for rows, name in ((y, "training"), (yv, "validation")):
+        if len(rows) == 0 or rows.min() == rows.max():
+            kind = "no labelled rows" if len(rows) == 0 else (
+                f"{len(rows):,} labelled rows, all {'positive' if rows[0] else 'negative'}"
+            )  # fmt: skip
+            raise ValueError(
+                f"the {name} period holds {kind}: a model needs both outcomes there; "
+                "use a longer history, wider folds (models.yaml) or check the label rule "
+                "(labels.yaml)"
+            )
     booster = fit_lightgbm(X, y, Xv, yv, cfg)
     cal = PlattCalibrator().fit(np.asarray(booster.predict(Xv, raw_score=True)), yv)
     return CalibratedBooster(booster, cal.a_, cal.b_, names)
@@ -115,6 +125,8 @@ class TrainingResult:
     final_fold: Fold
     manifest: dict[str, Any]
     cutoff: pd.Timestamp
+    #: set when the configured fold plan did not fit the data and a smaller one was used
+    fold_note: str | None = None
 
     @property
     def latest(self) -> FoldResult:
@@ -223,21 +235,31 @@ def _curves(
     }
 
 
+def fit_production(
+    panel: Panel, outcome: Outcome, cfg: ModelConfig
+) -> tuple[CalibratedBooster, Fold]:
+    """The model that is registered: the same fit on the newest labelled data."""
+    fold = production_fold(panel.dates, panel.cutoff, panel.horizon_days, cfg.folds)
+    X, y = xy(panel.rows(outcome, fold.train), panel.feature_names, outcome)
+    Xv, yv = xy(panel.rows(outcome, fold.valid), panel.feature_names, outcome)
+    return fit_calibrated(X, y, Xv, yv, panel.feature_names, cfg), fold
+
+
 def train_outcome(
     panel: Panel, outcome: Outcome, cfg: ModelConfig, progress: Progress | None = None
 ) -> TrainingResult:
     """Every fold, then the production model, for one outcome."""
     say = progress or (lambda _msg: None)
+    _plan, note = fold_plan(panel.dates, panel.cutoff, panel.horizon_days, cfg.folds)
+    if note:
+        say(f"{outcome}: {note}")
     folds = make_folds(panel.dates, panel.cutoff, panel.horizon_days, cfg.folds)
     results = []
     for fold in folds:
         say(f"{outcome}: fold {fold.index} (test {fold.describe()['test']})")
         results.append(fit_fold(panel, fold, outcome, cfg))
-    final_fold = production_fold(panel.dates, panel.cutoff, panel.horizon_days, cfg.folds)
-    say(f"{outcome}: production model (train {final_fold.describe()['train']})")
-    X, y = xy(panel.rows(outcome, final_fold.train), panel.feature_names, outcome)
-    Xv, yv = xy(panel.rows(outcome, final_fold.valid), panel.feature_names, outcome)
-    final = fit_calibrated(X, y, Xv, yv, panel.feature_names, cfg)
+    say(f"{outcome}: production model")
+    final, final_fold = fit_production(panel, outcome, cfg)
     return TrainingResult(
         outcome,
         cfg,
@@ -247,4 +269,5 @@ def train_outcome(
         final_fold,
         panel.manifest,
         panel.cutoff,
+        note,
     )

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 console = Console()
 err = Console(stderr=True)
 OUTCOMES = ("relapse", "loss_of_contact")
+CONFIG_HELP = "Model config YAML; default SUNFLOWER_HOME/config/models.yaml, else the shipped one."
+LABELS_HELP = "Label config YAML; default SUNFLOWER_HOME/config/labels.yaml, else the shipped one."
 SHOWN = {
     "roc_auc": "AUC",
     "pr_auc": "PR-AUC",
@@ -65,6 +67,8 @@ def _show(decision: Decision) -> None:
                 f"fold {f.fold.index}: train {periods['train']}, "
                 f"valid {periods['valid']}, test {periods['test']}, {f.trees} trees"
             )
+        if result.fold_note:
+            console.print(f"[yellow]note:[/yellow] {result.fold_note}")
         latest = result.latest
         if latest.ratios:
             ratios = ", ".join(f"{k} {v:.3f}" for k, v in latest.ratios.items())
@@ -86,20 +90,45 @@ def _run(
     truth: Path | None,
     config: Path | None,
     as_of: datetime | None,
+    labels: Path | None = None,
+    debug: bool = False,
+) -> None:
+    """Train; any failure is one sentence on stderr and exit 1 (the traceback with --debug)."""
+    try:
+        _train(outcomes, data, truth, config, as_of, labels)
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        what = str(exc) if isinstance(exc, ValueError | FileNotFoundError) else (
+            f"{type(exc).__name__}: {exc}"
+        )  # fmt: skip
+        err.print(f"[red]error:[/red] {what} (run with --debug for the traceback)")
+        raise typer.Exit(1) from None
+
+
+def _train(
+    outcomes: tuple[str, ...],
+    data: Path | None,
+    truth: Path | None,
+    config: Path | None,
+    as_of: datetime | None,
+    labels: Path | None,
 ) -> None:
     import pandas as pd
     from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+    from features.config import load_label_config, use_label_file
     from models import registry
     from models.config import load_config
     from models.retrain import train_and_decide
 
-    try:
-        cfg = load_config(config)
-        inputs = _inputs(data, truth)
-    except (FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+    if labels is not None:
+        use_label_file(labels)
+    load_label_config()  # a bad label file stops here, before any work
+    cfg = load_config(config)
+    inputs = _inputs(data, truth)
     client = registry.connect()
     cutoff = pd.Timestamp(as_of) if as_of else None
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
@@ -119,24 +148,28 @@ def _run(
 def train(
     outcome: Annotated[str, typer.Option(help="relapse or loss_of_contact")],
     data: Annotated[Path | None, typer.Option(help="Input folder; default the database.")] = None,
-    config: Annotated[Path | None, typer.Option(help="Model config YAML.")] = None,
+    config: Annotated[Path | None, typer.Option(help=CONFIG_HELP)] = None,
     truth: Annotated[Path | None, typer.Option(help="truth.parquet for oracle metrics.")] = None,
+    labels: Annotated[Path | None, typer.Option(help=LABELS_HELP)] = None,
+    debug: Annotated[bool, typer.Option(help="Show the traceback of a failure.")] = False,
 ) -> None:
     """Train one outcome's model on all data, evaluate it, register it, gate the champion."""
     if outcome not in OUTCOMES:
         err.print(f"[red]error:[/red] --outcome must be one of {', '.join(OUTCOMES)}")
         raise typer.Exit(1)
-    _run((outcome,), data, truth, config, None)
+    _run((outcome,), data, truth, config, None, labels, debug)
 
 
 def retrain(
     as_of: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Use data known before.")],
     data: Annotated[Path | None, typer.Option(help="Input folder; default the database.")] = None,
-    config: Annotated[Path | None, typer.Option(help="Model config YAML.")] = None,
+    config: Annotated[Path | None, typer.Option(help=CONFIG_HELP)] = None,
     truth: Annotated[Path | None, typer.Option(help="truth.parquet for oracle metrics.")] = None,
+    labels: Annotated[Path | None, typer.Option(help=LABELS_HELP)] = None,
+    debug: Annotated[bool, typer.Option(help="Show the traceback of a failure.")] = False,
 ) -> None:
     """Train challengers for both outcomes on data known at a date; promote if gates pass."""
-    _run(OUTCOMES, data, truth, config, as_of)
+    _run(OUTCOMES, data, truth, config, as_of, labels, debug)
 
 
 def register(app: typer.Typer) -> None:
