@@ -16,6 +16,7 @@ Asia/Shanghai local time (China has no daylight saving, so this is lossless).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 LOCAL_TZ = "Asia/Shanghai"
@@ -39,6 +40,13 @@ class Column:
     #: Known values of a free-text column that the feature pipeline codes (one-hot);
     #: not enforced at the door: another word is kept as sent and codes as none of them.
     coded: tuple[str, ...] = ()
+    #: Dates and times: how many days after the load's date (today, Asia/Shanghai) the
+    #: value may lie (to the end of that day); a later one is ``date_out_of_range``.
+    future_days: int | None = None
+
+
+#: No date or time before this is plausible (the same floor as ``birth_year``).
+DATE_MIN = date(1900, 1, 1)
 
 
 #: The largest event ``value`` accepted (a quantity or a number of days): far above any
@@ -62,8 +70,8 @@ PERSON_COLUMNS: tuple[Column, ...] = (
     Column("town", "string", True, "town (街镇)"),
     Column("worker_id", "string", True, "assigned social worker"),
     Column("program", "enum", True, "community_detox / community_rehab", choices=PROGRAMS),
-    Column("program_start", "date", True, "agreement start"),
-    Column("program_end", "date", True, "planned agreement end"),
+    Column("program_start", "date", True, "agreement start", future_days=366),
+    Column("program_end", "date", True, "planned agreement end", future_days=3650),
     Column("primary_drug", "enum", True, "main drug", choices=DRUGS),
     Column("first_use_year", "int", False, "year of first use", min_value=1900, max_value=2030),
     Column(
@@ -121,8 +129,14 @@ EVENT_CODED_RESULTS: dict[str, tuple[str, ...]] = {
 EVENT_COLUMNS: tuple[Column, ...] = (
     Column("event_id", "string", True, "unique; loading the same id twice is a no-op"),
     Column("person_id", "string", True, "must exist in persons"),
-    Column("ts", "datetime", True, "when it happened"),
-    Column("recorded_at", "datetime", False, "when the system learned it; default ts; >= ts"),
+    Column("ts", "datetime", True, "when it happened", future_days=1),
+    Column(
+        "recorded_at",
+        "datetime",
+        False,
+        "when the system learned it; default ts; >= ts",
+        future_days=1,
+    ),
     Column("type", "enum", True, "event type", choices=EVENT_TYPES),
     Column("result", "string", False, "meaning depends on type"),
     Column(

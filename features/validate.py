@@ -10,7 +10,9 @@ columns are never echoed into a reason.
 
 Rules, by code:
 ``missing_column``, ``missing_required``, ``bad_date``, ``bad_datetime``,
-``bad_int``, ``bad_number``, ``not_finite`` (``inf``, ``-inf``, ``Infinity``),
+``date_out_of_range`` (before 1900-01-01, or more than the column's
+``future_days`` after today), ``bad_int``, ``bad_number``, ``not_finite``
+(``inf``, ``-inf``, ``Infinity``),
 ``out_of_range`` (every numeric column is bounded in the contract), ``not_in_choices``,
 ``unknown_event_type``, ``bad_result``, ``recorded_before_ts``,
 ``end_before_start``, ``first_use_before_birth``, ``unknown_person``,
@@ -27,12 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features.contract import (
+    DATE_MIN,
     EVENT_COLUMNS,
     EVENT_RESULTS,
     EVENT_TYPES,
@@ -42,7 +46,9 @@ from features.contract import (
 )
 
 REJECTION_COLUMNS = ("file", "row", "column", "code", "reason")
-_ZONED = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+#: A zone after a time of day (``…T09:00Z``, ``…T09:00:00+08:00``); a bare date such as
+#: ``2024-01-01`` ends in ``-01`` but has no zone.
+_ZONED = r"[T ]\d{2}(?::?\d{2}){0,2}(?:[.,]\d+)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 
 
 @dataclass
@@ -174,7 +180,39 @@ def _parse_datetime(series: pd.Series, date_only: bool) -> pd.Series:
     return parsed.dt.normalize() if date_only else parsed
 
 
-def _parse_column(col: Column, raw: pd.Series, rej: _Rejections) -> pd.Series:
+def today_local() -> date:
+    """Today in Asia/Shanghai: the date the plausible range of dates is measured from."""
+    return pd.Timestamp.now(tz=LOCAL_TZ).date()
+
+
+def _date_bounds(
+    col: Column, parsed: pd.Series, shown: pd.Series, today: date, rej: _Rejections
+) -> pd.Series:
+    """Reject dates before :data:`DATE_MIN` or beyond ``future_days`` after ``today``."""
+    values = parsed.to_numpy()
+    early = values < np.datetime64(DATE_MIN)
+    rej.add(
+        early,
+        col.name,
+        "date_out_of_range",
+        f"{col.name} '" + shown + f"' is before {DATE_MIN.isoformat()}",
+    )
+    late = np.zeros(len(values), dtype=bool)
+    if col.future_days is not None:
+        last = today + timedelta(days=col.future_days)
+        late = values >= np.datetime64(last + timedelta(days=1))
+        rej.add(
+            late,
+            col.name,
+            "date_out_of_range",
+            f"{col.name} '"
+            + shown
+            + f"' is after {last.isoformat()} ({col.future_days} days after today)",
+        )
+    return parsed.mask(early | late)
+
+
+def _parse_column(col: Column, raw: pd.Series, rej: _Rejections, today: date) -> pd.Series:
     """Parse one column to its canonical dtype, recording failures."""
     missing = _missing(raw)
     if col.required:
@@ -194,7 +232,7 @@ def _parse_column(col: Column, raw: pd.Series, rej: _Rejections) -> pd.Series:
             + shown
             + "'",
         )
-        return parsed
+        return _date_bounds(col, parsed, shown, today, rej)
     if col.kind in ("int", "float"):
         return _parse_number(col, raw, present, rej)
     text = _as_text(raw)
@@ -248,7 +286,10 @@ def _parse_number(col: Column, raw: pd.Series, present: np.ndarray, rej: _Reject
     return numbers.round().astype("Int64") if whole else numbers
 
 
-def _parse_table(raw: pd.DataFrame, columns: tuple[Column, ...], rej: _Rejections) -> pd.DataFrame:
+def _parse_table(
+    raw: pd.DataFrame, columns: tuple[Column, ...], rej: _Rejections, today: date | None
+) -> pd.DataFrame:
+    today = today or today_local()
     absent = [c.name for c in columns if c.required and c.name not in raw.columns]
     for name in absent:
         rej.whole_file(name, "missing_column", f"required column '{name}' is missing")
@@ -256,11 +297,11 @@ def _parse_table(raw: pd.DataFrame, columns: tuple[Column, ...], rej: _Rejection
     for col in columns:
         if col.name in raw.columns:
             series = raw[col.name].reset_index(drop=True)
-            out[col.name] = _parse_column(col, series, rej)
+            out[col.name] = _parse_column(col, series, rej, today)
         else:
             # An absent column: every value missing, reported once (above) if required.
             empty = pd.Series([None] * len(raw), dtype=object)
-            out[col.name] = _parse_column(replace(col, required=False), empty, rej)
+            out[col.name] = _parse_column(replace(col, required=False), empty, rej, today)
     return pd.DataFrame(out)
 
 
@@ -285,10 +326,15 @@ def _duplicates(
     return ok & ~conflicting & ~exact_dupes, int(exact_dupes.sum())
 
 
-def validate_persons(raw: pd.DataFrame, file: str = "persons") -> Validated:
-    """Validate a persons table; see the module docstring for the rules."""
+def validate_persons(
+    raw: pd.DataFrame, file: str = "persons", *, today: date | None = None
+) -> Validated:
+    """Validate a persons table; see the module docstring for the rules.
+
+    ``today`` (default: :func:`today_local`) anchors the plausible range of dates.
+    """
     rej = _Rejections(file, len(raw))
-    frame = _parse_table(raw, PERSON_COLUMNS, rej)
+    frame = _parse_table(raw, PERSON_COLUMNS, rej, today)
     both = frame["program_start"].notna() & frame["program_end"].notna()
     rej.add(
         (both & (frame["program_end"] < frame["program_start"])).to_numpy(),
@@ -309,11 +355,15 @@ def validate_persons(raw: pd.DataFrame, file: str = "persons") -> Validated:
 
 
 def validate_events(
-    raw: pd.DataFrame, known_person_ids: Iterable[str] | pd.Index, file: str = "events"
+    raw: pd.DataFrame,
+    known_person_ids: Iterable[str] | pd.Index,
+    file: str = "events",
+    *,
+    today: date | None = None,
 ) -> Validated:
     """Validate an events table against the persons known (in the file or stored)."""
     rej = _Rejections(file, len(raw))
-    frame = _parse_table(raw, EVENT_COLUMNS, rej)
+    frame = _parse_table(raw, EVENT_COLUMNS, rej, today)
     frame["recorded_at"] = frame["recorded_at"].fillna(frame["ts"])
     early = (frame["recorded_at"] < frame["ts"]).fillna(False).to_numpy()
     rej.add(early, "recorded_at", "recorded_before_ts", "recorded_at is before ts")

@@ -7,6 +7,7 @@ column, code), the good row is stored, nothing crashes.
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
@@ -122,3 +123,80 @@ def test_ingest_stores_only_finite_values(engine):
     assert _lines(result.rejections) == [(2, "value", "not_finite")]
     assert list(load_events(engine)["value"]) == [4.0]
     assert list(load_persons(engine)["person_id"]) == ["p-1"]
+
+
+# -- 4. implausible dates ----------------------------------------------------------------------
+
+TODAY = date(2026, 12, 6)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "code"),
+    [
+        ("program_start", "0001-01-01", "date_out_of_range"),
+        ("program_start", "1899-12-31", "date_out_of_range"),
+        ("program_start", "2027-12-08", "date_out_of_range"),  # > today + 366 days
+        ("program_end", "2099-01-01", "date_out_of_range"),
+        ("program_end", "9999-12-31", "date_out_of_range"),
+        ("program_end", "2036-12-04", "date_out_of_range"),  # > today + 3,650 days
+    ],
+)
+def test_person_dates_outside_the_plausible_range_are_rejected(column, value, code):
+    v = validate_persons(
+        persons_frame(person(person_id="ok"), person(person_id="bad", **{column: value})),
+        today=TODAY,
+    )
+    assert _lines(v.rejections) == [(2, column, code)]
+    assert list(v.good["person_id"]) == ["ok"]
+
+
+def test_person_dates_at_the_bounds_are_kept():
+    v = validate_persons(
+        persons_frame(
+            person(person_id="a", program_start="1900-01-01", program_end="2036-12-03"),
+            person(person_id="b", program_start="2027-12-07", program_end="2030-12-06"),
+        ),
+        today=TODAY,
+    )
+    assert v.rejections.empty and list(v.good["person_id"]) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("ts", "recorded_at", "column"),
+    [
+        ("0001-01-01T00:00:00", "", "ts"),
+        ("1899-12-31T23:59:59", "2024-01-01T00:00:00", "ts"),
+        ("2099-01-01T00:00:00", "", "ts"),
+        ("2024-01-01T00:00:00", "9999-12-31T23:59:59", "recorded_at"),
+        ("2026-12-08T00:00:00", "", "ts"),  # more than a day after today
+    ],
+)
+def test_event_times_outside_the_plausible_range_are_rejected(ts, recorded_at, column):
+    v = validate_events(
+        events_frame(
+            event("ok", "2026-12-07T23:59:59"),  # within a day of today: clock skew
+            event("bad", ts, recorded_at=recorded_at),
+        ),
+        ["p-1"],
+        today=TODAY,
+    )
+    assert _lines(v.rejections) == [(2, column, "date_out_of_range")]
+    assert list(v.good["event_id"]) == ["ok"]
+
+
+def test_a_date_without_a_time_is_local_not_a_zone_offset():
+    # '2024-01-01' ends in '-01', which once read as a UTC-1 offset and moved the time
+    v = validate_events(
+        events_frame(event("a", "2024-01-01"), event("b", "2024-01-01T00:00-01:00")), ["p-1"]
+    )
+    assert v.rejections.empty
+    assert [str(t) for t in v.good["ts"]] == ["2024-01-01 00:00:00", "2024-01-01 09:00:00"]
+
+
+def test_api_and_cli_use_the_real_clock(engine):
+    far = (date.today() + timedelta(days=4000)).isoformat()
+    result = ingest_frames(
+        engine, persons_frame(person(person_id="ok"), person(person_id="far", program_end=far))
+    )
+    assert _lines(result.rejections) == [(2, "program_end", "date_out_of_range")]
+    assert list(load_persons(engine)["person_id"]) == ["ok"]

@@ -216,3 +216,30 @@ def test_score_history_names_non_finite_numbers(api_fresh, fresh):
     assert r.status_code == 422, r.text
     fields = {f["field"] for f in r.json()["error"]["fields"]}
     assert fields == {"body.person.prior_compulsory_detox", "body.events[0].value"}
+
+
+# -- 4. implausible dates over the API --------------------------------------------------------
+
+
+def test_api_ingest_rejects_year_one_and_far_future_dates(api_fresh, fresh):
+    from tests.factories import event, person
+
+    rows = [
+        person(person_id="p-40", program_start="0001-01-01"),
+        person(person_id="p-41", program_end="9999-12-31"),
+        person(person_id="p-42"),
+    ]
+    events = [event("e-40", "2099-01-01T09:00:00", person_id="p-42")]
+    r = api_fresh.post(
+        "/api/v1/ingest",
+        headers=auth(fresh.tokens, "integ"),
+        json={"persons": rows, "events": events},
+    )
+    assert r.status_code == 422
+    got = sorted((x["file"], x["row"], x["column"], x["code"]) for x in r.json()["rejections"])
+    assert got == [
+        ("events", 1, "ts", "date_out_of_range"),
+        ("persons", 1, "program_start", "date_out_of_range"),
+        ("persons", 2, "program_end", "date_out_of_range"),
+    ]
+    assert r.json()["persons"]["stored"] == 1
