@@ -71,7 +71,15 @@ class ListItem(BaseModel):
     district: str
     town: str
     outcome: Outcome
-    p: float = Field(ge=0, le=1, description="calibrated probability over 90 days")
+    p: float = Field(
+        ge=0,
+        le=1,
+        description=(
+            "calibrated probability that the outcome is recorded within the next 90 days, "
+            "or until the planned end of the agreement if that comes first, while the "
+            "person is under this district's supervision (labels.yaml, docs/models.md)"
+        ),
+    )
     band: Band
     rank_caseload: int
     caseload_size: int

@@ -83,6 +83,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rank": ("排名", "Rank"),
     "person": ("人员编号", "Person"),
     "probability": ("90天内概率", "90-day probability"),
+    "probability_meaning": (
+        "概率：未来90天内发生该风险的可能性；协议在90天内期满的，只算到期满为止。",
+        "Probability: the chance of the outcome within the next 90 days, or until the "
+        "agreement's planned end if that comes first.",
+    ),
     "change": ("较上次", "Since yesterday"),
     "top_reason": ("主要原因", "Top reason"),
     "other_outcome": ("另一项风险", "Other risk"),
