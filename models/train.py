@@ -184,12 +184,18 @@ def score_rows(
     return out
 
 
-def fit_fold(panel: Panel, fold: Fold, outcome: Outcome, cfg: ModelConfig) -> FoldResult:
-    """Fit and evaluate LightGBM and both baselines on one fold."""
+def fit_fold(
+    panel: Panel, fold: Fold, outcome: Outcome, cfg: ModelConfig, test_from: Panel | None = None
+) -> FoldResult:
+    """Fit and evaluate LightGBM and both baselines on one fold.
+
+    ``test_from`` takes the test rows from another panel (e.g. people the
+    model never saw); by default they come from ``panel``.
+    """
     names = panel.feature_names
     X, y = xy(panel.rows(outcome, fold.train), names, outcome)
     Xv, yv = xy(panel.rows(outcome, fold.valid), names, outcome)
-    test = panel.rows(outcome, fold.test)
+    test = (test_from or panel).rows(outcome, fold.test)
     Xt, yt = xy(test, names, outcome)
     model = fit_calibrated(X, y, Xv, yv, names, cfg)
     logistic = LogisticBaseline(cfg.logistic.C, cfg.logistic.max_iter).fit(X, y)
