@@ -1,7 +1,8 @@
 """Ingestion: input tables in, validated rows stored, every rejection reported.
 
 Contract: :func:`ingest_frames` (and :func:`ingest_dir` for ``DIR/persons.*``
-and ``DIR/events.*``) validates with :mod:`features.validate`, then stores the
+and ``DIR/events.*``, or a source's own files and codes through a
+:mod:`features.mapping`) validates with :mod:`features.validate`, then stores the
 good rows in ONE transaction: either every good row of the load is stored, or
 — on any error or interruption — nothing is, and the store is as it was.
 
@@ -33,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from features.contract import EVENT_COLUMN_NAMES, PERSON_COLUMN_NAMES
+from features.mapping import MappingReport, SourceMapping, apply_mapping
 from features.store import events, ingest_runs, migrate, persons
 from features.validate import (
     REJECTION_COLUMNS,
@@ -68,6 +70,8 @@ class IngestResult:
     seconds: float
     report_path: Path | None = None
     files: list[str] = field(default_factory=list)
+    #: The source mapping applied before validation (``ingest DIR --mapping FILE``).
+    mapping: MappingReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,6 +80,7 @@ class IngestResult:
 
     def summary(self) -> dict[str, object]:
         """The machine-readable summary (also the head of the report file)."""
+        mapping = {"mapping": self.mapping.as_dict()} if self.mapping is not None else {}
         return {
             "run_id": self.run_id,
             "files": self.files,
@@ -85,6 +90,7 @@ class IngestResult:
             "rejections_by_code": self.rejections["code"].value_counts().to_dict()
             if not self.rejections.empty
             else {},
+            **mapping,
         }
 
 
@@ -93,23 +99,41 @@ def ingest_dir(
     directory: Path,
     reports_dir: Path | None = None,
     progress: Progress | None = None,
+    mapping: SourceMapping | None = None,
+    mapping_path: Path | None = None,
 ) -> IngestResult:
-    """Load ``DIR/persons.(parquet|csv)`` and ``DIR/events.(parquet|csv)``."""
-    person_file = find_input(directory, "persons")
-    event_file = find_input(directory, "events")
+    """Load ``DIR/persons.(parquet|csv)`` and ``DIR/events.(parquet|csv)``.
+
+    With a ``mapping`` (:mod:`features.mapping`) the files are the mapping's and
+    their raw frames are mapped to the contract before validation.
+    """
+    find = mapping.find_input if mapping is not None else find_input
+    person_file = find(directory, "persons")
+    event_file = find(directory, "events")
     if person_file is None and event_file is None:
+        stems = [(mapping.table(t).file if mapping else None) or t for t in ("persons", "events")]
         raise FileNotFoundError(
-            f"{directory}: no persons.csv/.parquet or events.csv/.parquet to ingest"
+            f"{directory}: no {stems[0]}.csv/.parquet or {stems[1]}.csv/.parquet to ingest"
+        )
+    persons_raw = read_input(person_file) if person_file else None
+    events_raw = read_input(event_file) if event_file else None
+    persons_name = person_file.name if person_file else "persons"
+    events_name = event_file.name if event_file else "events"
+    report = None
+    if mapping is not None:
+        persons_raw, events_raw, report = apply_mapping(
+            mapping, persons_raw, events_raw, persons_name, events_name, mapping_path
         )
     return ingest_frames(
         engine,
-        persons_raw=read_input(person_file) if person_file else None,
-        events_raw=read_input(event_file) if event_file else None,
-        persons_file=person_file.name if person_file else "persons",
-        events_file=event_file.name if event_file else "events",
+        persons_raw=persons_raw,
+        events_raw=events_raw,
+        persons_file=persons_name,
+        events_file=events_name,
         source=str(directory),
         reports_dir=reports_dir,
         progress=progress,
+        mapping=report,
     )
 
 
@@ -122,6 +146,7 @@ def ingest_frames(
     source: str = "frames",
     reports_dir: Path | None = None,
     progress: Progress | None = None,
+    mapping: MappingReport | None = None,
 ) -> IngestResult:
     """Validate and store raw input frames in one transaction; see module docs."""
     say = progress or (lambda _msg: None)
@@ -157,7 +182,13 @@ def ingest_frames(
         f for f, raw in ((persons_file, persons_raw), (events_file, events_raw)) if raw is not None
     ]
     result = IngestResult(
-        run_id, p_counts, e_counts, rejections, time.perf_counter() - started, files=files
+        run_id,
+        p_counts,
+        e_counts,
+        rejections,
+        time.perf_counter() - started,
+        files=files,
+        mapping=mapping,
     )
     if reports_dir is not None:
         result.report_path = write_report(result, reports_dir)

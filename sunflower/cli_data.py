@@ -1,7 +1,8 @@
 """Data subcommands: ``simulate`` (a synthetic district) and ``ingest DIR``.
 
 Contract: parse options, call :func:`features.simulator.simulate` or
-:func:`features.ingest.ingest_dir`, and print what happened. ``ingest`` exits 0
+:func:`features.ingest.ingest_dir` (with a :mod:`features.mapping` for
+``--mapping FILE``), and print what happened. ``ingest`` exits 0
 when every row was stored or already there, 3 when some rows were rejected
 (the good ones are still stored), and 1 on an error that stored nothing.
 """
@@ -10,13 +11,16 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from features.settings import get_settings
+
+if TYPE_CHECKING:
+    from features.mapping import MappingReport
 
 console = Console()
 err = Console(stderr=True)
@@ -68,19 +72,40 @@ def simulate(
 
 
 def ingest(
-    directory: Annotated[Path, typer.Argument(help="Folder with persons.* and events.*")],
+    directory: Annotated[
+        Path,
+        typer.Argument(help="Folder with persons.* and events.* (or the files --mapping names)"),
+    ],
     show: Annotated[int, typer.Option(help="Rejection lines to print.")] = 20,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML mapping a source's file names, columns and codes to the contract "
+            "(docs/data-contract.md).",
+        ),
+    ] = None,
 ) -> None:
     """Validate and store persons and events (CSV or Parquet) in the service database."""
     from features.ingest import ingest_dir
+    from features.mapping import load_mapping
     from features.store import make_engine
 
     settings = get_settings()
+    try:
+        source_mapping = load_mapping(mapping) if mapping is not None else None
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
     engine = make_engine(settings.db_url)
     try:
         with err.status("ingesting…") as status:
             result = ingest_dir(
-                engine, directory, settings.reports_dir, progress=lambda msg: status.update(msg)
+                engine,
+                directory,
+                settings.reports_dir,
+                progress=lambda msg: status.update(msg),
+                mapping=source_mapping,
+                mapping_path=mapping,
             )
     except (FileNotFoundError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
@@ -105,6 +130,8 @@ def ingest(
             f"{c.duplicates_dropped:,}",
         )
     console.print(table)
+    if result.mapping is not None:
+        _print_mapping(result.mapping, show)
     if not result.ok:
         shown = result.rejections.head(show)
         rej = Table(title=f"rejected ({len(result.rejections):,} lines; first {len(shown)})")
@@ -116,6 +143,27 @@ def ingest(
     console.print(f"report: {result.report_path}")
     if not result.ok:
         raise typer.Exit(EXIT_REJECTED)
+
+
+def _print_mapping(report: MappingReport, show: int) -> None:
+    """The mapping used, and the values it had no entry for."""
+    console.print(f"mapping: {report.name} {report.version} ({report.fingerprint})")
+    for t in report.tables:
+        if t.ignored_columns:
+            console.print(f"{t.file}: columns not used: {', '.join(t.ignored_columns)}")
+        if t.missing_columns:
+            err.print(f"{t.file}: mapped columns not in the file: {', '.join(t.missing_columns)}")
+    unmapped = report.unmapped
+    if not unmapped:
+        return
+    shown = unmapped[:show]
+    more = f"; first {len(shown)}" if len(shown) < len(unmapped) else ""
+    table = Table(title=f"not in the mapping ({len(unmapped):,}{more})")
+    for col in ("file", "column", "value", "rows"):
+        table.add_column(col, justify="right" if col == "rows" else "left")
+    for file, u in shown:
+        table.add_row(file, u.column, u.value, f"{u.rows:,}")
+    err.print(table)
 
 
 def register(app: typer.Typer) -> None:
