@@ -25,6 +25,40 @@ Kind = Literal["string", "int", "float", "date", "datetime", "enum"]
 
 
 @dataclass(frozen=True)
+class TextRule:
+    """What a text value may be: its length and, for ids and names, its alphabet."""
+
+    max_length: int
+    #: A regular expression the whole value must match (None: any text).
+    pattern: str | None = None
+    #: The rejection code when it does not match, and the rule in words.
+    code: str = ""
+    words: str = ""
+
+
+#: Characters no text value may contain, anywhere: C0 and C1 controls (NUL, ESC, tab,
+#: line breaks, DEL…) and the bidirectional overrides that make text display reordered.
+#: Not a raw string on purpose: the class holds the characters themselves, which both
+#: Python's ``re`` and the RE2 of Arrow-backed pandas strings read the same way.
+CONTROL_CHARACTERS = "[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+
+#: A person id: pseudonymous, safe in a URL path, a file name and a spreadsheet cell.
+PERSON_ID = TextRule(
+    64,
+    r"[A-Za-z0-9][A-Za-z0-9._:-]*",
+    "bad_id",
+    "letters, digits and . _ : - only, starting with a letter or digit",
+)
+#: Names used in URL paths (district, town, worker id): no path separators.
+PATH_NAME = TextRule(64, r"[^/\\]+", "bad_name", "no / or \\ (it is part of URL paths)")
+EVENT_ID = TextRule(128)
+#: Short codes (an event's result or source).
+WORD = TextRule(64)
+#: Free text (marital status, education).
+FREE_TEXT = TextRule(200)
+
+
+@dataclass(frozen=True)
 class Column:
     """One column of an input table."""
 
@@ -40,6 +74,9 @@ class Column:
     #: Known values of a free-text column that the feature pipeline codes (one-hot);
     #: not enforced at the door: another word is kept as sent and codes as none of them.
     coded: tuple[str, ...] = ()
+    #: Text columns: length and alphabet (every text value is also free of
+    #: :data:`CONTROL_CHARACTERS`).
+    text: TextRule | None = None
     #: Dates and times: how many days after the load's date (today, Asia/Shanghai) the
     #: value may lie (to the end of that day); a later one is ``date_out_of_range``.
     future_days: int | None = None
@@ -63,12 +100,14 @@ MARITAL = ("single", "married", "divorced", "widowed")
 SOURCES = ("police", "lab", "worker", "pharmacy", "other_district")
 
 PERSON_COLUMNS: tuple[Column, ...] = (
-    Column("person_id", "string", True, "pseudonymous id; never a name or ID number"),
+    Column(
+        "person_id", "string", True, "pseudonymous id; never a name or ID number", text=PERSON_ID
+    ),
     Column("sex", "enum", True, "M/F", choices=SEXES),
     Column("birth_year", "int", True, "year of birth", min_value=1900, max_value=2030),
-    Column("district", "string", True, "district (区)"),
-    Column("town", "string", True, "town (街镇)"),
-    Column("worker_id", "string", True, "assigned social worker"),
+    Column("district", "string", True, "district (区)", text=PATH_NAME),
+    Column("town", "string", True, "town (街镇)", text=PATH_NAME),
+    Column("worker_id", "string", True, "assigned social worker", text=PATH_NAME),
     Column("program", "enum", True, "community_detox / community_rehab", choices=PROGRAMS),
     Column("program_start", "date", True, "agreement start", future_days=366),
     Column("program_end", "date", True, "planned agreement end", future_days=3650),
@@ -84,8 +123,16 @@ PERSON_COLUMNS: tuple[Column, ...] = (
     ),
     Column("household", "enum", False, "household registration (户籍)", choices=HOUSEHOLDS),
     Column("living", "enum", False, "living situation", choices=LIVING),
-    Column("marital", "string", False, "marital status", free_text=True, coded=MARITAL),
-    Column("education", "string", False, "education", free_text=True),
+    Column(
+        "marital",
+        "string",
+        False,
+        "marital status",
+        free_text=True,
+        coded=MARITAL,
+        text=FREE_TEXT,
+    ),
+    Column("education", "string", False, "education", free_text=True, text=FREE_TEXT),
 )
 
 TEST_RESULTS = ("negative", "positive", "refused", "invalid")
@@ -127,8 +174,14 @@ EVENT_CODED_RESULTS: dict[str, tuple[str, ...]] = {
 }
 
 EVENT_COLUMNS: tuple[Column, ...] = (
-    Column("event_id", "string", True, "unique; loading the same id twice is a no-op"),
-    Column("person_id", "string", True, "must exist in persons"),
+    Column(
+        "event_id",
+        "string",
+        True,
+        "unique; loading the same id twice is a no-op",
+        text=EVENT_ID,
+    ),
+    Column("person_id", "string", True, "must exist in persons", text=PERSON_ID),
     Column("ts", "datetime", True, "when it happened", future_days=1),
     Column(
         "recorded_at",
@@ -138,7 +191,7 @@ EVENT_COLUMNS: tuple[Column, ...] = (
         future_days=1,
     ),
     Column("type", "enum", True, "event type", choices=EVENT_TYPES),
-    Column("result", "string", False, "meaning depends on type"),
+    Column("result", "string", False, "meaning depends on type", text=WORD),
     Column(
         "value",
         "float",
@@ -147,7 +200,7 @@ EVENT_COLUMNS: tuple[Column, ...] = (
         min_value=0,
         max_value=VALUE_MAX,
     ),
-    Column("source", "string", False, "who sent it; usually one of SOURCES"),
+    Column("source", "string", False, "who sent it; usually one of SOURCES", text=WORD),
 )
 
 PERSON_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in PERSON_COLUMNS)

@@ -6,14 +6,18 @@ Contract: :func:`validate_persons` and :func:`validate_events` take a raw frame
 (row, column, reason). A row is good only if it has no rejection. Rejections
 name the file, the 1-based data row (``row``; the CSV line is ``row + 1``), the
 column, a stable reason ``code`` and a readable ``reason``. Values of free-text
-columns are never echoed into a reason.
+columns are never echoed into a reason; other values are quoted clipped to 40
+characters with control characters escaped.
 
 Rules, by code:
-``missing_column``, ``missing_required``, ``bad_date``, ``bad_datetime``,
+``missing_column``, ``missing_required``, ``not_scalar`` (an object, list or
+bytes where one value belongs), ``control_character`` (any text column),
+``too_long``, ``bad_id``, ``bad_name`` (the column's
+:class:`features.contract.TextRule`), ``bad_date``, ``bad_datetime``,
 ``date_out_of_range`` (before 1900-01-01, or more than the column's
 ``future_days`` after today), ``bad_int``, ``bad_number``, ``not_finite``
-(``inf``, ``-inf``, ``Infinity``),
-``out_of_range`` (every numeric column is bounded in the contract), ``not_in_choices``,
+(``inf``, ``-inf``, ``Infinity``), ``out_of_range`` (every numeric column is
+bounded in the contract), ``not_in_choices``,
 ``unknown_event_type``, ``bad_result``, ``recorded_before_ts``,
 ``end_before_start``, ``first_use_before_birth``, ``unknown_person``,
 ``duplicate_conflict`` (the same id twice in one file with different values:
@@ -23,19 +27,23 @@ Conflicts with what is already stored are decided by :mod:`features.ingest`.
 Times: a value without a zone is Asia/Shanghai local time; a value with a zone
 (``Z``, ``+08:00``…) is converted to it. Canonical times are naive local
 ``datetime64[us]``. An empty ``recorded_at`` means ``ts``.
+:func:`frame_from_records` turns JSON rows (the API's) into a raw frame.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features.contract import (
+    CONTROL_CHARACTERS,
     DATE_MIN,
     EVENT_COLUMNS,
     EVENT_RESULTS,
@@ -70,6 +78,27 @@ class Validated:
         return int(self.rejections.loc[self.rejections["row"] > 0, "row"].nunique())
 
 
+#: A reason for every rejected row: one text, one per row, or built for the rejected rows.
+Reason = str | pd.Series | Callable[[np.ndarray], list[str]]
+#: How much of a value a reason quotes.
+_QUOTE_CHARS = 40
+_CONTROL = re.compile(CONTROL_CHARACTERS)
+
+
+def _quote(value: object) -> str:
+    """A value as a reason quotes it: at most 40 characters, control characters escaped."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    text = str(value)
+    clipped = text[:_QUOTE_CHARS] + ("…" if len(text) > _QUOTE_CHARS else "")
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", clipped)
+
+
+def _quoted(template: str, values: pd.Series) -> Reason:
+    """Reasons ``template`` with ``{v}`` replaced by each rejected row's value (quoted)."""
+    return lambda rows: [template.replace("{v}", _quote(v)) for v in values.iloc[rows]]
+
+
 class _Rejections:
     """Collects rejection lines column by column, vectorised."""
 
@@ -78,7 +107,7 @@ class _Rejections:
         self.bad = np.zeros(n_rows, dtype=bool)
         self._parts: list[pd.DataFrame] = []
 
-    def add(self, mask: np.ndarray, column: str, code: str, reasons: pd.Series | str) -> None:
+    def add(self, mask: np.ndarray, column: str, code: str, reasons: Reason) -> None:
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return
@@ -86,8 +115,10 @@ class _Rejections:
         self.bad[rows] = True
         if isinstance(reasons, str):
             text: list[str] = [reasons] * len(rows)
-        else:
+        elif isinstance(reasons, pd.Series):
             text = reasons.iloc[rows].astype(str).tolist()
+        else:
+            text = reasons(rows)
         self._parts.append(
             pd.DataFrame(
                 {
@@ -187,7 +218,7 @@ def today_local() -> date:
 
 def _date_bounds(
     col: Column, parsed: pd.Series, shown: pd.Series, today: date, rej: _Rejections
-) -> pd.Series:
+) -> pd.Series:  # shown: the raw values, quoted by the reasons
     """Reject dates before :data:`DATE_MIN` or beyond ``future_days`` after ``today``."""
     values = parsed.to_numpy()
     early = values < np.datetime64(DATE_MIN)
@@ -195,7 +226,7 @@ def _date_bounds(
         early,
         col.name,
         "date_out_of_range",
-        f"{col.name} '" + shown + f"' is before {DATE_MIN.isoformat()}",
+        _quoted(f"{col.name} '{{v}}' is before {DATE_MIN.isoformat()}", shown),
     )
     late = np.zeros(len(values), dtype=bool)
     if col.future_days is not None:
@@ -205,51 +236,140 @@ def _date_bounds(
             late,
             col.name,
             "date_out_of_range",
-            f"{col.name} '"
-            + shown
-            + f"' is after {last.isoformat()} ({col.future_days} days after today)",
+            _quoted(
+                f"{col.name} '{{v}}' is after {last.isoformat()} "
+                f"({col.future_days} days after today)",
+                shown,
+            ),
         )
     return parsed.mask(early | late)
 
 
 def _parse_column(col: Column, raw: pd.Series, rej: _Rejections, today: date) -> pd.Series:
     """Parse one column to its canonical dtype, recording failures."""
-    missing = _missing(raw)
+    raw, nested = _scalars_only(col, raw, rej)
+    missing = _missing(raw) & ~nested
     if col.required:
         rej.add(missing, col.name, "missing_required", f"{col.name} is required")
-    present = ~missing
+    present = ~missing & ~nested
     if col.kind in ("date", "datetime"):
         parsed = _parse_datetime(raw, date_only=col.kind == "date")
         failed = present & parsed.isna().to_numpy()
-        shown = _as_text(raw).fillna("")
+        shown = _as_text(raw)
+        what = "date" if col.kind == "date" else "date-time"
         rej.add(
-            failed,
-            col.name,
-            f"bad_{col.kind}",
-            "not an ISO 8601 "
-            + ("date" if col.kind == "date" else "date-time")
-            + ": '"
-            + shown
-            + "'",
+            failed, col.name, f"bad_{col.kind}", _quoted(f"not an ISO 8601 {what}: '{{v}}'", shown)
         )
         return _date_bounds(col, parsed, shown, today, rej)
     if col.kind in ("int", "float"):
         return _parse_number(col, raw, present, rej)
     text = _as_text(raw)
+    present &= ~_check_text(col, text, present, rej)
     if col.kind == "enum":
         bad = present & ~text.isin(col.choices).to_numpy()
         if col.name == "type":
-            rej.add(
-                bad, col.name, "unknown_event_type", "unknown event type '" + text.fillna("") + "'"
-            )
+            rej.add(bad, col.name, "unknown_event_type", _quoted("unknown event type '{v}'", text))
         else:
             rej.add(
                 bad,
                 col.name,
                 "not_in_choices",
-                "'" + text.fillna("") + f"' is not one of {', '.join(col.choices)}",
+                _quoted(f"'{{v}}' is not one of {', '.join(col.choices)}", text),
             )
     return text.astype(str).where(text.notna())
+
+
+#: Values a cell may hold; anything else (a JSON object or list, a Parquet list or struct,
+#: bytes) is ``not_scalar`` and is never turned into text.
+_SCALARS = (str, int, float, bool, np.number, np.bool_, date, pd.Timestamp)
+
+
+def _scalars_only(col: Column, raw: pd.Series, rej: _Rejections) -> tuple[pd.Series, np.ndarray]:
+    """Reject cells that are not one value (objects, lists, bytes): (raw without them, mask)."""
+    none = np.zeros(len(raw), dtype=bool)
+    if raw.dtype != object:
+        return raw, none
+    nested = raw.map(lambda v: v is not None and v is not pd.NA and not isinstance(v, _SCALARS))
+    mask = nested.to_numpy(dtype=bool)
+    if not mask.any():
+        return raw, none
+    kinds = raw.map(lambda v: type(v).__name__)
+    rej.add(
+        mask,
+        col.name,
+        "not_scalar",
+        _quoted("expected one value, got a {v}", kinds.map(_KIND_WORDS.get).fillna(kinds)),
+    )
+    return raw.mask(nested), mask
+
+
+_KIND_WORDS = {"dict": "JSON object", "list": "JSON list", "ndarray": "list", "bytes": "bytes"}
+
+
+def _check_text(col: Column, text: pd.Series, present: np.ndarray, rej: _Rejections) -> np.ndarray:
+    """Control characters (every text column), length and alphabet (``col.text``).
+
+    Returns the rows rejected here. Reasons give positions and lengths, never the
+    value: it may be free text, or a megabyte.
+    """
+    controls = present & text.str.contains(CONTROL_CHARACTERS, regex=True).fillna(False).to_numpy(
+        dtype=bool
+    )
+    rej.add(controls, col.name, "control_character", _control_reasons(text))
+    bad = controls
+    rule = col.text
+    if rule is None:
+        return bad
+    lengths = text.str.len().fillna(0).to_numpy(dtype=np.int64)
+    long = present & ~bad & (lengths > rule.max_length)
+    rej.add(
+        long,
+        col.name,
+        "too_long",
+        lambda rows: [f"{lengths[r]:,} characters; at most {rule.max_length}" for r in rows],
+    )
+    bad = bad | long
+    if rule.pattern is not None:
+        fits = text.str.fullmatch(rule.pattern).fillna(True).to_numpy(dtype=bool)
+        off = present & ~bad & ~fits
+        rej.add(off, col.name, rule.code, f"{col.name}: {rule.words}")
+        bad = bad | off
+    return bad
+
+
+def _control_reasons(text: pd.Series) -> Reason:
+    def build(rows: np.ndarray) -> list[str]:
+        out = []
+        for value in text.iloc[rows]:
+            m = _CONTROL.search(str(value))
+            at = m.start() + 1 if m else 0
+            code = ord(m.group()) if m else 0
+            out.append(f"control character U+{code:04X} at position {at}")
+        return out
+
+    return build
+
+
+def frame_from_records(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
+    """JSON rows (the API's) as a raw input frame, the contract's columns in order.
+
+    Scalars become the text a CSV file would hold (missing and null are empty;
+    ``true`` is ``true``); objects and lists are kept as they are, so validation
+    rejects them by name (``not_scalar``) instead of storing their ``str()``.
+    """
+
+    def cell(v: object) -> object:
+        if v is None:
+            return ""
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return str(v)
+        return v
+
+    return pd.DataFrame(
+        {c: pd.Series([cell(r.get(c)) for r in rows], dtype=object) for c in columns}
+    )
 
 
 def _parse_number(col: Column, raw: pd.Series, present: np.ndarray, rej: _Rejections) -> pd.Series:
@@ -261,7 +381,7 @@ def _parse_number(col: Column, raw: pd.Series, present: np.ndarray, rej: _Reject
     textual = raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype)
     numbers = pd.to_numeric(_as_text(raw) if textual else raw, errors="coerce").astype("float64")
     values = numbers.to_numpy()
-    shown = _as_text(raw).fillna("")
+    shown = _as_text(raw)
     infinite = present & np.isinf(values)
     failed = present & np.isnan(values)
     if col.kind == "int":
@@ -272,15 +392,20 @@ def _parse_number(col: Column, raw: pd.Series, present: np.ndarray, rej: _Reject
         failed,
         col.name,
         "bad_int" if whole else "bad_number",
-        f"not {'a whole number' if whole else 'a number'}: '" + shown + "'",
+        _quoted(f"not {'a whole number' if whole else 'a number'}: '{{v}}'", shown),
     )
-    rej.add(infinite, col.name, "not_finite", "not a finite number: '" + shown + "'")
+    rej.add(infinite, col.name, "not_finite", _quoted("not a finite number: '{v}'", shown))
     ok = present & ~failed & ~infinite
     for bound, word in ((col.min_value, "below"), (col.max_value, "above")):
         if bound is None:
             continue
         beyond = ok & ((values < bound) if word == "below" else (values > bound))
-        rej.add(beyond, col.name, "out_of_range", f"{col.name} " + shown + f" is {word} {bound:g}")
+        rej.add(
+            beyond,
+            col.name,
+            "out_of_range",
+            _quoted(f"{col.name} {{v}} is {word} {bound:g}", shown),
+        )
         ok &= ~beyond
     numbers = numbers.where(ok)
     return numbers.round().astype("Int64") if whole else numbers
@@ -378,7 +503,7 @@ def validate_events(
         unknown.to_numpy(),
         "person_id",
         "unknown_person",
-        "no person with person_id '" + frame["person_id"].fillna("") + "'",
+        _quoted("no person with person_id '{v}'", frame["person_id"]),
     )
     keep, dropped = _duplicates(frame, "event_id", ~rej.bad, rej)
     return _validated(frame, keep, rej, dropped)
@@ -405,7 +530,5 @@ def _check_results(frame: pd.DataFrame, rej: _Rejections) -> None:
             bad,
             "result",
             "bad_result",
-            f"{event_type} needs a result in ({', '.join(allowed)}), got '"
-            + result.fillna("")
-            + "'",
+            _quoted(f"{event_type} needs a result in ({', '.join(allowed)}), got '{{v}}'", result),
         )

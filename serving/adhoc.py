@@ -33,7 +33,7 @@ import pandas as pd
 
 from features import build_features
 from features.contract import EVENT_COLUMN_NAMES, PERSON_COLUMN_NAMES
-from features.validate import validate_events, validate_persons
+from features.validate import frame_from_records, validate_events, validate_persons
 from models.single import SingleRow
 from serving.bands import bands_of
 from serving.champions import ChampionLike
@@ -133,21 +133,19 @@ def score_row(champion: ChampionLike, one: SingleRow | None, x: np.ndarray) -> d
     return body_of(champion, round(p, 6), band, drivers, model_ref(champion))
 
 
-def _strings(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
-    clean = [{k: "" if v is None else str(v) for k, v in r.items()} for r in rows]
-    frame = pd.DataFrame(clean, dtype=str)
-    for c in columns:
-        if c not in frame.columns:
-            frame[c] = ""
-    return frame
-
-
 def _as_fields(rejections: pd.DataFrame, table: str) -> list[dict[str, str]]:
     out = []
     for r in rejections.itertuples(index=False):
         where = "body.person" if table == "person" else f"body.events[{int(str(r.row)) - 1}]"
         out.append({"field": f"{where}.{r.column}", "message": f"{r.code}: {r.reason}"})
     return out
+
+
+def _id_text(value: object) -> str:
+    """An id as the validated frame holds it (text or a whole number; anything else: none)."""
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value).strip()
+    return ""
 
 
 def features_from_history(
@@ -161,11 +159,11 @@ def features_from_history(
     ]
     if unknown:
         raise FieldErrors(unknown)
-    vp = validate_persons(_strings([person], PERSON_COLUMN_NAMES), "person")
+    vp = validate_persons(frame_from_records([person], PERSON_COLUMN_NAMES), "person")
     errors = _as_fields(vp.rejections, "person")
-    pid = str(person.get("person_id", ""))
+    pid = _id_text(person.get("person_id"))
     for i, e in enumerate(events):
-        if str(e.get("person_id", pid)) != pid:
+        if _id_text(e.get("person_id", pid)) != pid:
             errors.append(
                 {
                     "field": f"body.events[{i}].person_id",
@@ -174,7 +172,9 @@ def features_from_history(
             )
     rows = [{"person_id": pid, **e} for e in events]
     if events:
-        ve = validate_events(_strings(rows, EVENT_COLUMN_NAMES), pd.Index([pid]), "events")
+        ve = validate_events(
+            frame_from_records(rows, EVENT_COLUMN_NAMES), pd.Index([pid]), "events"
+        )
         errors += _as_fields(ve.rejections, "events")
         good_events = ve.good
     else:
@@ -183,7 +183,7 @@ def features_from_history(
         raise FieldErrors(errors)
     if good_events.empty:
         good_events = validate_events(
-            _strings([], EVENT_COLUMN_NAMES), pd.Index([pid]), "events"
+            frame_from_records([], EVENT_COLUMN_NAMES), pd.Index([pid]), "events"
         ).good
     entities = pd.DataFrame({"person_id": [pid], "as_of": [pd.Timestamp(as_of)]})
     return build_features(entities, persons=vp.good, events=good_events)

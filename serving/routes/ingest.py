@@ -3,32 +3,27 @@
 Contract: the JSON rows go through :func:`features.ingest.ingest_frames` — the
 same validation, the same one-transaction store, the same idempotency on ids
 and the same rejection report (file, row, column, code, reason; ``row`` is the
-1-based position in the request's list). 200 when every row was stored or
-already there; 422 with the full report when any row was rejected (the good
-rows are still stored, as with files).
+1-based position in the request's list). Values arrive as a CSV file would
+give them (:func:`features.validate.frame_from_records`): a JSON object or list
+where one value belongs is rejected (``not_scalar``), never stored as its text.
+200 when every row was stored or already there; 422 with the full report
+when any row was rejected (the good rows are still stored, as with files).
 """
 
 from __future__ import annotations
 
-import pandas as pd
 from fastapi import APIRouter
 from fastapi.responses import Response
 
 from features.contract import EVENT_COLUMN_NAMES, PERSON_COLUMN_NAMES
 from features.ingest import ingest_frames
+from features.validate import frame_from_records
 from serving.deps import DataSender, StateDep
 from serving.errors import ERROR_RESPONSES, ApiError, json_response
 from serving.schemas import IngestIn, IngestOut
 
 router = APIRouter(tags=["ingest"], responses=ERROR_RESPONSES)
 MAX_ROWS = 200_000
-
-
-def _frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
-    """Rows as strings, exactly as a CSV file would give them."""
-    clean = [{k: "" if v is None else str(v) for k, v in r.items()} for r in rows]
-    frame = pd.DataFrame(clean, dtype=str)
-    return frame if len(frame.columns) else pd.DataFrame(columns=list(columns), dtype=str)
 
 
 @router.post(
@@ -51,8 +46,12 @@ def ingest(body: IngestIn, who: DataSender, state: StateDep) -> Response:
         raise ApiError(413, "too_large", f"{n} rows; send at most {MAX_ROWS} per request")
     result = ingest_frames(
         state.engine,
-        persons_raw=_frame(body.persons, PERSON_COLUMN_NAMES) if body.persons is not None else None,
-        events_raw=_frame(body.events, EVENT_COLUMN_NAMES) if body.events is not None else None,
+        persons_raw=frame_from_records(body.persons, PERSON_COLUMN_NAMES)
+        if body.persons is not None
+        else None,
+        events_raw=frame_from_records(body.events, EVENT_COLUMN_NAMES)
+        if body.events is not None
+        else None,
         persons_file="persons",
         events_file="events",
         source=f"api:{who.username}",

