@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from serving import hot
 from serving.auth import Principal
 from serving.errors import ApiError, body
-from serving.schemas import AlertKind, BandCode, CohortKind, Outcome
+from serving.schemas import OFFSET_MAX, PAGE_MAX, AlertKind, BandCode, CohortKind, Outcome
 
 log = logging.getLogger("sunflower.serving")
 
@@ -143,7 +143,8 @@ class FastLane:
         if type(features) is not dict or not set(map(type, features.values())) <= NUMBERS:
             raise Pass
         if outcomes is not None and (
-            type(outcomes) is not list or not all(o in OUTCOMES for o in outcomes)
+            type(outcomes) is not list
+            or not all(type(o) is str and o in OUTCOMES for o in outcomes)
         ):
             raise Pass
         scope["route"] = self.routes["score"]
@@ -229,7 +230,11 @@ def _day(text: str) -> date:
 
 
 def _count(text: str, low: int, high: int) -> int:
-    if not (text.isascii() and text.isdigit()) or (len(text) > 1 and text[0] == "0"):
+    if (
+        not (text.isascii() and text.isdigit())
+        or (len(text) > 1 and text[0] == "0")
+        or len(text) > len(str(high))
+    ):
         raise Pass
     value = int(text)
     if not low <= value <= high:
@@ -266,8 +271,8 @@ def _list_args(scope: Scope) -> hot.ListArgs:
         alert=alert,
         any_alert=flag == "true",
         cohort=cohort,
-        limit=_count(single.get("limit", "25"), 1, 1000),
-        offset=_count(single.get("offset", "0"), 0, 10**12),
+        limit=_count(single.get("limit", "25"), 1, PAGE_MAX),
+        offset=_count(single.get("offset", "0"), 0, OFFSET_MAX),
     )
 
 

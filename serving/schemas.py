@@ -26,6 +26,12 @@ AlertKind = Literal[
 ]
 CohortKind = Literal["agreement_ending", "transferred_in_recently", "first_90_days"]
 
+#: Paging bounds of every paged route (and the fast lane): outside them is a 422 naming
+#: the parameter. ``limit`` is 1..PAGE_MAX, ``offset`` 0..OFFSET_MAX (far past any list,
+#: far below the 64-bit integers the databases take).
+PAGE_MAX = 1000
+OFFSET_MAX = 10_000_000
+
 
 class Band(BaseModel):
     level: int = Field(ge=1, le=4, description="1 low … 4 very high")

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from serving import queries
 from serving.errors import ApiError
-from serving.schemas import AlertKind, BandCode, CohortKind, Outcome
+from serving.schemas import OFFSET_MAX, PAGE_MAX, AlertKind, BandCode, CohortKind, Outcome
 
 
 class ListQuery(BaseModel):
@@ -27,8 +27,8 @@ class ListQuery(BaseModel):
     alert: Annotated[AlertKind | None, Field(description="only people with this alert")] = None
     any_alert: Annotated[bool, Field(description="only people with any alert")] = False
     cohort: Annotated[CohortKind | None, Field(description="only this 一批一策 cohort")] = None
-    limit: Annotated[int, Field(ge=1, le=1000)] = 25
-    offset: Annotated[int, Field(ge=0)] = 0
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 25
+    offset: Annotated[int, Field(ge=0, le=OFFSET_MAX)] = 0
 
 
 ListParams = Annotated[ListQuery, Query()]

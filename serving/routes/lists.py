@@ -33,7 +33,7 @@ from serving.routes.common import (
     ListQuery,
     need_run,
 )
-from serving.schemas import Aggregates, Groups, Kpis, Outcome, RiskList, RunInfo
+from serving.schemas import PAGE_MAX, Aggregates, Groups, Kpis, Outcome, RiskList, RunInfo
 from serving.state import ServiceState
 
 router = APIRouter(tags=["risk lists"], responses=ERROR_RESPONSES)
@@ -332,12 +332,14 @@ async def aggregates(
 
 
 @router.get("/runs", response_model=list[RunInfo], summary="Scoring runs, newest first")
-async def runs(who: AggregateReader, state: StateDep, limit: int = 30) -> list[RunInfo]:
+async def runs(
+    who: AggregateReader,
+    state: StateDep,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 30,
+) -> list[RunInfo]:
     with state.engine.connect() as conn:
         rows = (
-            conn.execute(
-                sa.select(score_runs).order_by(score_runs.c.id.desc()).limit(min(limit, 500))
-            )
+            conn.execute(sa.select(score_runs).order_by(score_runs.c.id.desc()).limit(limit))
             .mappings()
             .all()
         )

@@ -30,6 +30,7 @@ from serving.explain import actionable_features, score_rows
 from serving.queries import Run
 from serving.routes.common import need_run
 from serving.schemas import (
+    PAGE_MAX,
     ActionIn,
     ActionOut,
     Explanation,
@@ -98,7 +99,7 @@ async def timeline(
     person_id: str,
     who: PersonReader,
     state: StateDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 200,
 ) -> dict:
     with state.engine.connect() as conn:
         if queries.visible_person(conn, who, person_id) is None:

@@ -23,7 +23,7 @@ from serving.auth import list_users
 from serving.bands import THRESHOLDS
 from serving.deps import Admin, StateDep, UserDep
 from serving.errors import ERROR_RESPONSES, json_response
-from serving.schemas import AuditPage, Health, Me, ModelsOut, Ready, ReloadOut
+from serving.schemas import OFFSET_MAX, PAGE_MAX, AuditPage, Health, Me, ModelsOut, Ready, ReloadOut
 from serving.state import ServiceState
 
 api = APIRouter(responses=ERROR_RESPONSES)
@@ -73,8 +73,8 @@ async def audit_log(
     action: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX)] = 0,
 ) -> dict:
     """Read-only: entries newest first. The log cannot be edited through the API."""
     total, items = await asyncio.to_thread(

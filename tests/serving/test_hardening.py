@@ -308,3 +308,60 @@ def test_score_history_rejects_a_nested_person_field(api_fresh, fresh):
     r = api_fresh.post("/api/v1/score/history", headers=auth(fresh.tokens, "integ"), json=body)
     assert r.status_code == 422
     assert [f["field"] for f in r.json()["error"]["fields"]] == ["body.person.town"]
+
+
+# -- 6. the fuzzer's 5xx: malformed ad-hoc bodies, paging out of range, busy databases ----------
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"features": {}, "outcomes": [{}]},
+        {"features": {}, "outcomes": [["relapse"]]},
+        {"features": {"employed_now": 1}, "outcomes": "relapse"},
+        {"features": [], "outcomes": None},
+        {"features": {"employed_now": {"a": 1}}},
+    ],
+)
+def test_malformed_ad_hoc_bodies_are_422(api, scored, payload):
+    for name in ("integ", "admin"):
+        r = api.post("/api/v1/score/features", headers=auth(scored.tokens, name), json=payload)
+        assert r.status_code == 422, (name, r.text)
+        assert r.json()["error"]["fields"]
+
+
+HUGE = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("who", "url", "field"),
+    [
+        ("admin", f"/api/v1/admin/audit?offset={HUGE}", "query.offset"),
+        ("admin", "/api/v1/admin/audit?offset=-1", "query.offset"),
+        ("admin", "/api/v1/admin/audit?limit=-1", "query.limit"),
+        ("admin", f"/api/v1/runs?limit=-{HUGE}", "query.limit"),
+        ("admin", "/api/v1/runs?limit=-1", "query.limit"),
+        ("admin", "/api/v1/runs?limit=0", "query.limit"),
+        ("admin", f"/api/v1/runs?limit={HUGE}", "query.limit"),
+        ("w1", f"/api/v1/risk-lists/me?offset={HUGE}", "query.offset"),
+        ("w1", f"/api/v1/risk-lists/me?offset={'9' * 5000}", "query.offset"),
+        ("w1", f"/api/v1/risk-lists/me?limit={'9' * 5000}", "query.limit"),
+        ("admin", f"/api/v1/risk-lists/districts/示例区?offset={HUGE}", "query.offset"),
+        ("w1", f"/api/v1/exports/risk-list.csv?worker_id=w-1&offset={HUGE}", "query.offset"),
+        ("w1", f"/api/v1/persons/p-01/timeline?limit={HUGE}", "query.limit"),
+    ],
+)
+def test_paging_out_of_range_is_422_naming_the_parameter(api, scored, who, url, field):
+    r = api.get(url, headers=auth(scored.tokens, who))
+    assert r.status_code == 422, r.text
+    assert [f["field"] for f in r.json()["error"]["fields"]] == [field]
+
+
+def test_paging_at_the_bounds_answers(api, scored):
+    from serving.schemas import OFFSET_MAX, PAGE_MAX
+
+    h = auth(scored.tokens, "admin")
+    assert api.get(f"/api/v1/admin/audit?offset={OFFSET_MAX}", headers=h).json()["items"] == []
+    assert api.get(f"/api/v1/runs?limit={PAGE_MAX}", headers=h).status_code == 200
+    me = api.get(f"/api/v1/risk-lists/me?offset={OFFSET_MAX}", headers=auth(scored.tokens, "w1"))
+    assert me.status_code == 200 and me.json()["items"] == []
