@@ -53,9 +53,9 @@ PERSON_ID = TextRule(
 PATH_NAME = TextRule(64, r"[^/\\]+", "bad_name", "no / or \\ (it is part of URL paths)")
 EVENT_ID = TextRule(128)
 #: Short codes (an event's result or source).
-WORD = TextRule(64)
+WORD = TextRule(40)
 #: Free text (marital status, education).
-FREE_TEXT = TextRule(200)
+FREE_TEXT = TextRule(64)
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,7 @@ def test_api_and_cli_use_the_real_clock(engine):
         ("town", "镇" * 200_000, "too_long"),
         ("town", "东\u202e镇", "control_character"),
         ("education", "x" * 1_000_000, "too_long"),
+        ("education", "x" * 65, "too_long"),
         ("education", "line\nbreak", "control_character"),
         ("marital", "single\x00", "control_character"),
         ("sex", "M\x00", "control_character"),
@@ -240,7 +241,7 @@ def test_person_text_is_bounded_safe_and_free_of_control_characters(column, valu
     [
         ("event_id", "e" * 129, "too_long"),
         ("event_id", "e\x00", "control_character"),
-        ("result", "x" * 65, "too_long"),
+        ("result", "x" * 41, "too_long"),
         ("source", "lab\x1b", "control_character"),
         ("ts", "2024-05-01T09:00:00\x00", "bad_datetime"),
     ],
@@ -279,3 +280,14 @@ def test_a_parquet_list_column_is_rejected_by_name():
     raw.at[1, "district"] = ["示例区"]
     v = validate_persons(raw)
     assert _lines(v.rejections) == [(2, "district", "not_scalar")]
+
+
+def test_every_text_limit_fits_the_store():
+    from features.contract import EVENT_COLUMNS, PERSON_COLUMNS
+    from features.store import events, persons
+
+    for columns, table in ((PERSON_COLUMNS, persons), (EVENT_COLUMNS, events)):
+        for col in columns:
+            if col.kind == "string":
+                assert col.text is not None, col.name
+                assert col.text.max_length <= table.c[col.name].type.length, col.name
