@@ -211,7 +211,7 @@ def evaluate_district(
     say,
     hidden: pd.DataFrame | None = None,
     filtered: pd.DataFrame | None = None,
-    unseen: bool = False,
+    unseen: bool | Path = False,
 ) -> list[dict[str, Any]]:
     """Every fold of every outcome on one simulated district.
 
@@ -220,7 +220,10 @@ def evaluate_district(
     """
     panel = build_panel(load_dir(directory), cfg)
     test_panel: Panel | None = None
-    if unseen:  # train on half the people, test on the other half (never seen)
+    if isinstance(unseen, Path):  # test on a second district of new people
+        other = build_panel(load_dir(unseen), cfg)
+        test_panel = Panel(other.frame, panel.feature_names, panel.cutoff, panel.horizon_days)
+    elif unseen:  # train on half the people, test on the other half (never seen)
         half = panel.frame["person_id"].map(lambda s: zlib.crc32(str(s).encode()) % 2 == 0)
         test_panel = Panel(panel.frame[~half].reset_index(drop=True), panel.feature_names,
                            panel.cutoff, panel.horizon_days, panel.manifest)  # fmt: skip
@@ -349,8 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--unseen",
-        action="store_true",
-        help="train on half the people (by a hash of person_id) and test on the other half",
+        choices=["half", "district"],
+        default=None,
+        help="test on people the model never saw: half = train on half the people (by a "
+        "hash of person_id) and test on the other half; district = train on the whole "
+        "district and test on a second district of new people (seed + 100000)",
     )
     ap.add_argument("--model-config", type=Path, default=None, help="model YAML")
     ap.add_argument("--outcomes", nargs="+", default=list(OUTCOMES), choices=OUTCOMES)
@@ -385,8 +391,14 @@ def main(argv: list[str] | None = None) -> int:
                 if args.filter
                 else None
             )
+            unseen: bool | Path = args.unseen == "half"
+            if args.unseen == "district":
+                unseen = root / f"{sim_cfg.config_version}_{seed}_new"
+                if not (unseen / "truth.parquet").exists():
+                    simulate(args.persons, START, END, seed=seed + 100_000, out=unseen,
+                             config=sim_cfg)  # fmt: skip
             for r in evaluate_district(
-                out, cfg, args.outcomes, args.draws, say, hidden, filtered, args.unseen
+                out, cfg, args.outcomes, args.draws, say, hidden, filtered, unseen
             ):
                 rows.append({"seed": seed, "sim": sim_cfg.config_version, **r})
             say(f"seed {seed}: {time.perf_counter() - began:.0f} s")

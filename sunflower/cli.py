@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from sunflower import cli_data, cli_features, cli_models, cli_serving
+from sunflower import cli_config, cli_data, cli_features, cli_models, cli_serving
 
 app = typer.Typer(
     name="sunflower",
@@ -18,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+cli_config.register(app)
 cli_data.register(app)
 cli_features.register(app)
 cli_models.register(app)

@@ -33,10 +33,18 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--data", help="Folder with persons/events Parquet.")
         ] = None,
         out: Annotated[Path | None, typer.Option("--out", help="Output folder.")] = None,
+        labels: Annotated[
+            Path | None,
+            typer.Option("--labels", help="Label config YAML; default the home's, else shipped."),
+        ] = None,
     ) -> None:
         """Write features.parquet and manifest.json for one as_of or a panel."""
+        from features.config import use_label_file
         from features.jobs import run_features_job
         from features.settings import get_settings
+
+        if labels is not None:
+            use_label_file(labels)
 
         if (as_of is None) == (panel is None):
             raise typer.BadParameter("give exactly one of --as-of DATE or --panel START END")

@@ -9,6 +9,7 @@ hash is stored).
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -34,9 +35,17 @@ def _engine() -> Engine:
 
 def score(
     day: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD; default today.")] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option("--labels", help="Label config YAML (cohort rules); default the home's."),
+    ] = None,
 ) -> None:
     """Score everyone in the cohort on DATE with both champions and publish the lists."""
+    from features.config import use_label_file
     from serving.champions import ChampionSet, registry_loader
+
+    if labels is not None:
+        use_label_file(labels)
     from serving.scoring import score_date
     from serving.settings import get_settings
 

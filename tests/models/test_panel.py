@@ -144,3 +144,22 @@ def test_train_on_too_little_data_is_one_sentence_not_a_traceback(tmp_path, monk
     assert "Traceback" not in result.output
     assert "too little history to train" in result.output
     assert "--debug" in result.output
+
+
+def test_config_init_and_show(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sunflower.cli import app
+
+    monkeypatch.setenv("SUNFLOWER_HOME", str(tmp_path))
+    monkeypatch.delenv("SUNFLOWER_LABELS", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(app, ["config", "init"]).exit_code == 0
+    assert (tmp_path / "config" / "labels.yaml").exists()
+    assert (tmp_path / "config" / "models.yaml").exists()
+    shown = runner.invoke(app, ["config", "show"])
+    assert shown.exit_code == 0 and "labels-2" in shown.output and "models-2" in shown.output
+    bad = (tmp_path / "config" / "labels.yaml").read_text().replace("horizon_days", "horizon")
+    (tmp_path / "config" / "labels.yaml").write_text(bad)
+    shown = runner.invoke(app, ["config", "show"])
+    assert shown.exit_code == 1 and "horizon" in shown.output
