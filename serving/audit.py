@@ -159,6 +159,10 @@ class AuditWriter:
             raise
 
 
+class AuditWriteFailed(RuntimeError):
+    """The audit entries of a request were not committed (the cause is attached)."""
+
+
 def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
     for fut in futures:
         if fut.done():
@@ -166,7 +170,9 @@ def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) ->
         if error is None:
             fut.set_result(None)
         else:
-            fut.set_exception(RuntimeError("audit log write failed"))
+            failed = AuditWriteFailed("audit log write failed")
+            failed.__cause__ = error  # busy or broken: the error handler tells which
+            fut.set_exception(failed)
 
 
 def query(

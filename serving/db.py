@@ -173,3 +173,64 @@ def migrate(engine: Engine) -> None:
     """Bring the input tables and the serving tables to head (idempotent)."""
     migrate_features(engine)
     command.upgrade(alembic_config(engine, MIGRATIONS, VERSION_TABLE), "head")
+
+
+# -- busy databases ---------------------------------------------------------------------------
+
+#: SQLite's words for "another connection holds the lock" (after the busy timeout).
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
+#: PostgreSQL SQLSTATEs that mean "busy, try again": lock_timeout, deadlock, serialization
+#: failure, statement timeout, too many connections, server shutting down; and class 08
+#: (no connection).
+_PG_BUSY = frozenset({"55P03", "40P01", "40001", "57014", "53300", "57P01", "57P03"})
+
+
+def is_busy(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what caused it) says the database is busy, not broken.
+
+    SQLite: the write lock was not free within the busy timeout. PostgreSQL: a lock
+    timeout, deadlock, serialization failure, exhausted connections or no connection.
+    Either: no connection free in the pool in time.
+    Anything else (a missing table, a bad statement) is not busy: it is a bug.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection free in time
+            return True
+        orig = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's
+        for candidate in (exc, orig):
+            if candidate is None:
+                continue
+            if type(candidate).__module__.startswith("sqlite3") and str(candidate).startswith(
+                _SQLITE_BUSY
+            ):
+                return True
+            state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+            if isinstance(state, str) and (state in _PG_BUSY or state.startswith("08")):
+                return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def bound_lock_waits(engine: Engine, seconds: float) -> None:
+    """Make every new connection of ``engine`` wait at most ``seconds`` for a lock.
+
+    SQLite: ``PRAGMA busy_timeout`` (overriding the store's 30 s default); PostgreSQL:
+    ``SET lock_timeout``. A wait that runs out raises an error :func:`is_busy` knows.
+    """
+    ms = max(1, round(seconds * 1000))
+    statement = (
+        f"PRAGMA busy_timeout = {ms}"
+        if engine.dialect.name == "sqlite"
+        else f"SET lock_timeout = {ms}"
+    )
+
+    def on_connect(dbapi_connection: object, _record: object) -> None:
+        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute(statement)
+        cursor.close()
+        if engine.dialect.name != "sqlite":
+            dbapi_connection.commit()  # type: ignore[attr-defined]
+
+    sa.event.listen(engine, "connect", on_connect)

@@ -4,8 +4,10 @@ Contract: :class:`ApiError` is what routes raise; request validation errors
 become 422 with one ``fields`` entry per problem, named like ``query.limit`` or
 ``body.changes.employed_now``; unknown routes and methods keep their 404/405;
 anything unexpected is a 500 with a generic message (the cause goes to the
-log, never a person's data to the client). :data:`ERROR_RESPONSES` documents
-the shapes in OpenAPI.
+log, never a person's data to the client) — except a busy database (a lock
+held longer than ``db_busy_seconds``, see :func:`serving.db.is_busy`), which is
+a 503 ``busy`` with ``Retry-After``. :data:`ERROR_RESPONSES` documents the
+shapes in OpenAPI.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serving.db import is_busy
 from serving.schemas import ErrorOut
 
 log = logging.getLogger("sunflower.serving")
@@ -28,10 +31,43 @@ class ApiError(Exception):
     """An error with an HTTP status, a stable code and a message for the client."""
 
     def __init__(
-        self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields or []
+        self.headers = headers or {}
+
+
+#: What a client is told to wait after a 503 ``busy`` (seconds).
+RETRY_AFTER_SECONDS = 5
+
+
+def busy() -> ApiError:
+    """The answer when the database stayed locked longer than ``db_busy_seconds``."""
+    return ApiError(
+        503,
+        "busy",
+        "the database is busy (another writer holds a lock); nothing was shown or changed; "
+        f"try again in {RETRY_AFTER_SECONDS} s",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def unexpected(exc: BaseException, where: str) -> ApiError:
+    """What an unhandled ``exc`` becomes: 503 ``busy`` for a busy database, else 500.
+
+    Logs the exception's type only for a busy database, and the traceback otherwise.
+    """
+    if is_busy(exc):
+        log.warning("database busy on %s (%s)", where, type(exc).__name__)
+        return busy()
+    log.exception("unhandled error on %s", where, exc_info=exc)
+    return ApiError(500, "internal_error", "internal error; the server log has the details")
 
 
 def json_response(content: Any, status_code: int = 200, headers: Any = None) -> Response:
@@ -61,7 +97,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(_req: Request, exc: ApiError) -> Response:
-        return json_response(body(exc.code, exc.message, exc.fields), status_code=exc.status)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_req: Request, exc: RequestValidationError) -> Response:
@@ -85,11 +121,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(req: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", req.method, req.url.path)
-        return json_response(
-            body("internal_error", "internal error; the server log has the details"),
-            status_code=500,
-        )
+        return error_response(unexpected(exc, f"{req.method} {req.url.path}"))
+
+
+def error_response(exc: ApiError) -> Response:
+    """The JSON error body of ``exc``, with its status and headers."""
+    return json_response(
+        body(exc.code, exc.message, exc.fields), status_code=exc.status, headers=exc.headers
+    )
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -97,4 +136,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "your role may not use this route"},
     404: {"model": ErrorOut, "description": "not found, or not in your scope"},
     422: {"model": ErrorOut, "description": "a field is invalid; `fields` names it"},
+    503: {
+        "model": ErrorOut,
+        "description": "`busy`: the database stayed locked; retry after `Retry-After` seconds",
+    },
 }

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving import hot
 from serving.auth import Principal
-from serving.errors import ApiError, body
+from serving.errors import ApiError, body, unexpected
 from serving.schemas import OFFSET_MAX, PAGE_MAX, AlertKind, BandCode, CohortKind, Outcome
 
 log = logging.getLogger("sunflower.serving")
@@ -173,24 +173,16 @@ async def _list(scope: Scope, who: Principal, args: hot.ListArgs, kind: str, par
 
 async def _answer(send: Send, work: Awaitable[bytes]) -> None:
     """Send the bytes ``work`` produces, or the JSON error it raises."""
-    status = 200
+    status, extra = 200, {}
     try:
         payload = await work
-    except ApiError as exc:
-        status, payload = exc.status, orjson.dumps(body(exc.code, exc.message, exc.fields))
-    except Exception:
-        log.exception("unhandled error on the fast lane")
-        status = 500
-        payload = orjson.dumps(
-            body("internal_error", "internal error; the server log has the details")
-        )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
-        }
-    )
+    except Exception as exc:
+        error = exc if isinstance(exc, ApiError) else unexpected(exc, "the fast lane")
+        status, extra = error.status, error.headers
+        payload = orjson.dumps(body(error.code, error.message, error.fields))
+    headers = [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 

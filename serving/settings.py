@@ -23,6 +23,13 @@ class ServingSettings(Settings):
         "token stops working within this time.",
     )
     page_max: int = Field(default=200, ge=1, description="Largest page a list returns.")
+    db_busy_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="How long a request waits for a database lock (SQLite busy timeout, "
+        "PostgreSQL lock_timeout) before it answers 503 with Retry-After.",
+    )
     require_models: bool = Field(
         default=False,
         description="Refuse to start when a champion cannot be loaded (default: start, "

@@ -20,7 +20,7 @@ from features.store import make_engine
 from serving.audit import AuditWriter
 from serving.auth import Principal, hash_token, on_revoke, resolve_token
 from serving.champions import ChampionSet, Loader, registry_loader
-from serving.db import migrate
+from serving.db import bound_lock_waits, migrate
 from serving.hot import HotReader
 from serving.settings import ServingSettings
 
@@ -71,6 +71,7 @@ class ServiceState:
 def open_state(settings: ServingSettings, loader: Loader | None = None) -> ServiceState:
     """Connect, migrate, load the champions and start the audit writer."""
     engine = make_engine(settings.db_url)
+    bound_lock_waits(engine, settings.db_busy_seconds)
     migrate(engine)
     champions = ChampionSet(loader or registry_loader(settings.tracking_uri))
     champions.reload()

@@ -365,3 +365,54 @@ def test_paging_at_the_bounds_answers(api, scored):
     assert api.get(f"/api/v1/runs?limit={PAGE_MAX}", headers=h).status_code == 200
     me = api.get(f"/api/v1/risk-lists/me?offset={OFFSET_MAX}", headers=auth(scored.tokens, "w1"))
     assert me.status_code == 200 and me.json()["items"] == []
+
+
+class _WriteLock:
+    """Another writer holding the database's write lock (SQLite) or a table lock (PostgreSQL)."""
+
+    def __init__(self, s: Scored) -> None:
+        self.engine = sa.create_engine(s.url)
+        self.conn = self.engine.connect()
+        if self.engine.dialect.name == "sqlite":
+            self.conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            self.conn.exec_driver_sql(
+                "LOCK TABLE audit_log, persons, events, ingest_runs IN ACCESS EXCLUSIVE MODE"
+            )
+
+    def release(self) -> None:
+        self.conn.rollback()
+        self.conn.close()
+        self.engine.dispose()
+
+
+def test_a_busy_database_is_503_with_retry_after_and_never_500(fresh):
+    from serving.app import create_app
+    from tests.factories import person
+    from tests.serving.fakes import fake_champions
+
+    champs = fake_champions()
+    settings = fresh.settings().model_copy(update={"db_busy_seconds": 0.3})
+    app = create_app(settings, loader=lambda o: champs[o])
+    w1, admin, integ = (auth(fresh.tokens, n) for n in ("w1", "admin", "integ"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        lock = _WriteLock(fresh)
+        try:
+            busy = [
+                client.get("/api/v1/persons/p-01", headers=w1),  # FastAPI route, audited
+                client.get("/api/v1/persons/p-01/explanation", headers=w1),  # fast lane
+                client.get("/api/v1/risk-lists/me", headers=w1),  # fast lane, audited list
+                client.get(f"{EXPORT}?worker_id=w-1", headers=w1),
+                client.post("/api/v1/ingest", headers=integ, json={"persons": [person()]}),
+            ]
+            for r in busy:
+                assert r.status_code == 503, (r.request.url, r.status_code, r.text)
+                assert r.json()["error"]["code"] == "busy"
+                assert int(r.headers["Retry-After"]) > 0
+            # reads of published runs that write nothing do not wait on the writer
+            assert client.get("/api/v1/runs", headers=admin).status_code == 200
+        finally:
+            lock.release()
+        assert client.get("/api/v1/persons/p-01", headers=w1).status_code == 200
+        assert client.get("/api/v1/risk-lists/me", headers=w1).status_code == 200
+    assert sorted(_exported(fresh.engine)) == []  # nothing was delivered, nothing audited
