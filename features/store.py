@@ -103,13 +103,14 @@ def make_engine(url: str) -> Engine:
 
     SQLite connections use WAL (readers never block the writer), ``synchronous =
     NORMAL`` (durable at each checkpoint, safe against application crashes) and a
-    256 MB page cache, so bulk loads do not thrash their indexes.
+    256 MB page cache, so bulk loads do not thrash their indexes. Error messages and
+    SQL logs never show bound values (``hide_parameters``: they are persons' data).
     """
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, future=True, pool_pre_ping=True)
+        return sa.create_engine(url, future=True, pool_pre_ping=True, hide_parameters=True)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, future=True)
+    engine = sa.create_engine(url, future=True, hide_parameters=True)
     sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 

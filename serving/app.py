@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from serving.champions import Loader
 from serving.errors import install as install_errors
 from serving.fastlane import FastLane
+from serving.logs import install as install_log_filter
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import ingest, lists, persons, scoring, system
 from serving.settings import ServingSettings, get_settings
@@ -49,6 +50,7 @@ for **relapse** (复吸) and **loss of contact** (脱管失控), and explains wh
 def create_app(settings: ServingSettings | None = None, loader: Loader | None = None) -> FastAPI:
     """The Sunflower API on ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
+    install_log_filter()
     metrics = Metrics()
 
     @contextlib.asynccontextmanager

@@ -61,7 +61,9 @@ def busy() -> ApiError:
 def unexpected(exc: BaseException, where: str) -> ApiError:
     """What an unhandled ``exc`` becomes: 503 ``busy`` for a busy database, else 500.
 
-    Logs the exception's type only for a busy database, and the traceback otherwise.
+    Logs the exception's type only for a busy database, and the traceback otherwise
+    (``where`` is a route template, never a path with ids; :mod:`serving.logs` keeps
+    exception messages out).
     """
     if is_busy(exc):
         log.warning("database busy on %s (%s)", where, type(exc).__name__)
@@ -121,7 +123,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(req: Request, exc: Exception) -> Response:
-        return error_response(unexpected(exc, f"{req.method} {req.url.path}"))
+        route = getattr(req.scope.get("route"), "path", "an unmatched path")
+        return error_response(unexpected(exc, f"{req.method} {route}"))
 
 
 def error_response(exc: ApiError) -> Response:

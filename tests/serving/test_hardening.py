@@ -416,3 +416,57 @@ def test_a_busy_database_is_503_with_retry_after_and_never_500(fresh):
         assert client.get("/api/v1/persons/p-01", headers=w1).status_code == 200
         assert client.get("/api/v1/risk-lists/me", headers=w1).status_code == 200
     assert sorted(_exported(fresh.engine)) == []  # nothing was delivered, nothing audited
+
+
+# -- 8. logs name no person and carry no free text ---------------------------------------------
+
+MARK = "MARKER-7f3a"
+
+
+def test_error_paths_log_no_person_id_and_no_free_text(lenient, fresh, caplog, monkeypatch):
+    import logging
+
+    from serving import hot
+    from tests.factories import person
+
+    caplog.set_level(logging.INFO)
+    assert fresh.engine.hide_parameters  # SQLAlchemy's messages never carry bound values
+    with fresh.engine.begin() as conn:  # a real database error on the actions insert
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse_actions BEFORE INSERT ON actions BEGIN "
+            "SELECT RAISE(ABORT, 'refused'); END"
+            if fresh.engine.dialect.name == "sqlite"
+            else "CREATE RULE refuse_actions AS ON INSERT TO actions DO INSTEAD SELECT 1 / 0"
+        )
+    w1 = auth(fresh.tokens, "w1")
+    action = {"kind": "home_visit", "note": f"家访 {MARK} 电话 13800000000"}
+    r = lenient.post("/api/v1/persons/p-01/actions", headers=w1, json=action)
+    assert r.status_code == 500
+
+    secret = " ".join(("p-01", MARK))  # the traceback shows this line's code, not the value
+
+    async def broken(*_args: object, **_kwargs: object) -> bytes:
+        raise KeyError(secret)
+
+    monkeypatch.setattr(hot, "explanation", broken)
+    r = lenient.get(f"/api/v1/persons/p-01/explanation?outcome=relapse&m={MARK}", headers=w1)
+    assert r.status_code == 500
+    monkeypatch.setattr(hot, "risk_list", broken)
+    r = lenient.get("/api/v1/risk-lists/workers/w-1", headers=w1)
+    assert r.status_code == 500
+
+    rows = [person(person_id="p-70", education=f"{MARK}", sex="X")]
+    r = lenient.post("/api/v1/ingest", headers=auth(fresh.tokens, "integ"), json={"persons": rows})
+    assert r.status_code == 422
+
+    # the server's records (the test client's own httpx lines show the URLs it sent)
+    text = "\n".join(
+        caplog.handler.format(r)
+        for r in caplog.records
+        if not r.name.startswith(("httpx", "httpcore"))
+    )
+    assert "unhandled error" in text and "Traceback" in text  # the failures are logged
+    assert MARK not in text and "p-01" not in text and "13800000000" not in text
+    assert "w-1" not in text.replace("w-1-", "")
+    for report in (fresh.home / "reports").glob("*"):
+        assert MARK not in report.read_text("utf-8"), report.name
