@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from serving.champions import Loader
 from serving.errors import install as install_errors
 from serving.fastlane import FastLane
+from serving.guard import ControlCharacters
 from serving.logs import install as install_log_filter
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import ingest, lists, persons, scoring, system
@@ -94,5 +95,6 @@ def create_app(settings: ServingSettings | None = None, loader: Loader | None = 
     app.include_router(system.ops)
     app.include_router(web_pages)
     app.add_middleware(FastLane, prefix=API)  # the hot routes, without FastAPI's overhead
+    app.add_middleware(ControlCharacters)  # in front of the fast lane and every route
     app.add_middleware(MetricsMiddleware, metrics=metrics, prefix=API)
     return app

@@ -5,8 +5,8 @@ service's records are created on (ours, uvicorn's, SQLAlchemy's, the model
 modules'); it is idempotent. The filter rewrites a record before any handler
 sees it:
 
-* the message: URL path segments after ``persons``, ``workers``, ``districts``
-  and ``towns`` become ``…``, query strings become ``?…``, SQLAlchemy's
+* the message: URL path segments after ``persons``, ``people``, ``workers``,
+  ``caseload``, ``districts`` and ``towns`` become ``…``, query strings become ``?…``, SQLAlchemy's
   ``[parameters: …]`` blocks are dropped (the engines also use
   ``hide_parameters``);
 * an exception: the traceback keeps its frames (file, line, code) and each
@@ -37,7 +37,7 @@ LOGGERS = (
     "models.single",
 )
 
-_PATH_IDS = re.compile(r"(/(?:persons|workers|districts|towns)/)(?!\{)[^/\s?#\"']+")
+_PATH_IDS = re.compile(r"(/(?:persons|people|workers|caseload|districts|towns)/)(?!\{)[^/\s?#\"']+")
 _QUERY = re.compile(r"(/[^\s?\"']*)\?[^\s\"']*")
 _PARAMETERS = re.compile(r"\[parameters: .*?\](?=\s|$)", re.DOTALL)
 

@@ -32,6 +32,12 @@ CohortKind = Literal["agreement_ending", "transferred_in_recently", "first_90_da
 PAGE_MAX = 1000
 OFFSET_MAX = 10_000_000
 
+#: Text a person types into the API (a note): no control characters but tab and line
+#: breaks (PostgreSQL refuses NUL; ESC and the like have no place in a note).
+TYPED_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+#: A short code sent to the API: no control characters at all.
+CODE_TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"
+
 
 class Band(BaseModel):
     level: int = Field(ge=1, le=4, description="1 low … 4 very high")
@@ -198,11 +204,11 @@ class ActionIn(BaseModel):
     )
 
     kind: Literal["plan_item", "home_visit", "referral", "feedback", "other"]
-    plan_item: str | None = Field(default=None, max_length=64)
+    plan_item: str | None = Field(default=None, max_length=64, pattern=CODE_TEXT)
     status: Literal["done", "not_done", "not_suitable"] | None = None
     outcome: Outcome | None = None
     agrees_with_score: bool | None = None
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=2000, pattern=TYPED_TEXT)
 
 
 class ActionOut(ActionIn):

@@ -20,7 +20,7 @@ from features.ingest import ingest_frames
 from features.validate import frame_from_records
 from serving.deps import DataSender, StateDep
 from serving.errors import ERROR_RESPONSES, ApiError, json_response
-from serving.schemas import IngestIn, IngestOut
+from serving.schemas import ErrorOut, IngestIn, IngestOut
 
 router = APIRouter(tags=["ingest"], responses=ERROR_RESPONSES)
 MAX_ROWS = 200_000
@@ -30,7 +30,14 @@ MAX_ROWS = 200_000
     "/ingest",
     response_model=IngestOut,
     summary="Send persons and events",
-    responses={422: {"model": IngestOut, "description": "some rows were rejected"}},
+    responses={
+        413: {"model": ErrorOut, "description": f"more than {MAX_ROWS:,} rows in one request"},
+        422: {
+            "model": IngestOut | ErrorOut,
+            "description": "some rows were rejected (the report, good rows stored), or the "
+            "body is not of the documented shape (an error naming the field)",
+        },
+    },
 )
 def ingest(body: IngestIn, who: DataSender, state: StateDep) -> Response:
     """Validate and store; idempotent on person_id and event_id."""

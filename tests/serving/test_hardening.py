@@ -470,3 +470,35 @@ def test_error_paths_log_no_person_id_and_no_free_text(lenient, fresh, caplog, m
     assert "w-1" not in text.replace("w-1-", "")
     for report in (fresh.home / "reports").glob("*"):
         assert MARK not in report.read_text("utf-8"), report.name
+
+
+# -- NUL and other control characters in URLs and bodies (PostgreSQL refuses NUL: was 500) ---
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/v1/persons/p-01%00", "path"),
+        ("/api/v1/risk-lists/workers/w-1%1B", "path"),
+        ("/api/v1/risk-lists/districts/%00", "path"),
+        ("/api/v1/groups?district=%E7%A4%BA%00", "query.district"),
+        ("/api/v1/admin/audit?person_id=p-01%00", "query.person_id"),
+        ("/people/p-01%00", "path"),
+    ],
+)
+def test_control_characters_in_a_url_are_422(api, scored, url, field):
+    r = api.get(url, headers=auth(scored.tokens, "admin"))
+    assert r.status_code == 422, r.text
+    assert [f["field"] for f in r.json()["error"]["fields"]] == [field]
+
+
+def test_control_characters_in_an_action_are_422_but_a_line_break_is_kept(api_fresh, fresh):
+    h = auth(fresh.tokens, "w1")
+    url = "/api/v1/persons/p-01/actions"
+    bad = api_fresh.post(url, headers=h, json={"kind": "home_visit", "note": "a\x00b"})
+    assert bad.status_code == 422
+    assert [f["field"] for f in bad.json()["error"]["fields"]] == ["body.note"]
+    bad = api_fresh.post(url, headers=h, json={"kind": "plan_item", "plan_item": "x\x1b"})
+    assert bad.status_code == 422
+    ok = api_fresh.post(url, headers=h, json={"kind": "home_visit", "note": "第一行\n第二行"})
+    assert ok.status_code == 201, ok.text
