@@ -57,7 +57,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_both_outcomes_train_and_record_the_district_rules(trained: Path) -> None:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{trained / 'mlflow.db'}")
+    store = f"sqlite:///{trained / 'mlflow.db'}"  # both URIs: never a registry set elsewhere
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     for name in ("sunflower-relapse", "sunflower-loss-of-contact"):
         version = client.get_model_version_by_alias(name, "champion")
         run = client.get_run(version.run_id)
