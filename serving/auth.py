@@ -35,6 +35,12 @@ ROLES: tuple[Role, ...] = get_args(Role)
 #: Roles that may read person-level data (within their scope).
 PERSON_READERS: tuple[Role, ...] = ("worker", "supervisor", "admin")
 TOKEN_PREFIX = "sf_"
+#: The label of a web session's row in ``api_tokens``: a session signs in the pages
+#: only, it is never accepted as an API bearer token.
+SESSION_LABEL = "web-session"
+#: A bearer token lives 1..TOKEN_DAYS_MAX days; TOKEN_DAYS_DEFAULT when not given.
+TOKEN_DAYS_DEFAULT = 90
+TOKEN_DAYS_MAX = 365
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,14 @@ def user_id_of(conn: Connection, username: str) -> int:
 def issue_token(
     engine: Engine, username: str, *, label: str | None = None, days: int | None = None
 ) -> str:
-    """A new bearer token for ``username`` (shown once; only its hash is stored)."""
+    """A new bearer token for ``username`` (shown once; only its hash is stored).
+
+    It expires after ``days`` (1..:data:`TOKEN_DAYS_MAX`, default
+    :data:`TOKEN_DAYS_DEFAULT`); anything else is a ValueError.
+    """
+    days = TOKEN_DAYS_DEFAULT if days is None else days
+    if not 1 <= days <= TOKEN_DAYS_MAX:
+        raise ValueError(f"days must be between 1 and {TOKEN_DAYS_MAX} (got {days})")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with engine.begin() as conn:
         conn.execute(
@@ -140,7 +153,7 @@ def issue_token(
                 token_hash=hash_token(token),
                 label=label,
                 created_at=_now(),
-                expires_at=_now() + timedelta(days=days) if days else None,
+                expires_at=_now() + timedelta(days=days),
             )
         )
     return token
@@ -185,8 +198,14 @@ def list_users(engine: Engine) -> list[dict[str, object]]:
     return [dict(r) for r in rows]
 
 
-def resolve_token(conn: Connection, token: str) -> Principal | None:
-    """The principal a token stands for, or None when it does not (any reason)."""
+def resolve_token(conn: Connection, token: str, *, session: bool = False) -> Principal | None:
+    """The principal a bearer token stands for, or None when it does not (any reason).
+
+    A web session (label :data:`SESSION_LABEL`) is not a bearer token, and a bearer
+    token is not a session: ``session`` says which of the two ``token`` must be.
+    """
+    label = api_tokens.c.label
+    kind = label == SESSION_LABEL if session else sa.or_(label.is_(None), label != SESSION_LABEL)
     row = conn.execute(
         sa.select(
             users.c.id,
@@ -201,6 +220,7 @@ def resolve_token(conn: Connection, token: str) -> Principal | None:
         .where(
             api_tokens.c.token_hash == hash_token(token),
             api_tokens.c.revoked_at.is_(None),
+            kind,
             users.c.active.is_(True),
         )
     ).first()

@@ -122,7 +122,9 @@ def users_add(
 @users_app.command("token")
 def users_token(
     username: str,
-    days: Annotated[int | None, typer.Option(help="Expire after N days.")] = None,
+    days: Annotated[
+        int | None, typer.Option(help="Expire after N days (1-365; default 90).")
+    ] = None,
 ) -> None:
     """Issue a new bearer token (printed once; only its hash is stored)."""
     from serving.auth import issue_token
@@ -139,7 +141,11 @@ def users_revoke(username: str) -> None:
     """Revoke every token of an account."""
     from serving.auth import revoke_tokens
 
-    console.print(f"revoked {revoke_tokens(_engine(), username)} token(s)")
+    try:
+        console.print(f"revoked {revoke_tokens(_engine(), username)} token(s)")
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
 
 
 @users_app.command("list")

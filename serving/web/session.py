@@ -29,18 +29,16 @@ import secrets
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
 from starlette.responses import Response
 
-from serving.auth import Principal, hash_token, resolve_token
+from serving.auth import SESSION_LABEL, Principal, hash_token, resolve_token
 from serving.db import api_tokens
 
 SESSION_COOKIE = "sf_session"
 LOGIN_CSRF_COOKIE = "sf_login_csrf"
 SESSION_PREFIX = "sfw_"
-SESSION_LABEL = "web-session"
 SESSION_HOURS = 12
 MAX_FORM_BYTES = 64 * 1024
 
@@ -162,10 +160,4 @@ async def read_form(request: Request) -> dict[str, str]:
 def resolve_session(engine: Engine, session: str) -> Principal | None:
     """The account of a live session, straight from the database (no cache)."""
     with engine.connect() as conn:
-        live = conn.execute(
-            sa.select(api_tokens.c.id).where(
-                api_tokens.c.token_hash == hash_token(session),
-                api_tokens.c.label == SESSION_LABEL,
-            )
-        ).first()
-        return resolve_token(conn, session) if live else None
+        return resolve_token(conn, session, session=True)

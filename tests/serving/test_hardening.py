@@ -502,3 +502,60 @@ def test_control_characters_in_an_action_are_422_but_a_line_break_is_kept(api_fr
     assert bad.status_code == 422
     ok = api_fresh.post(url, headers=h, json={"kind": "home_visit", "note": "第一行\n第二行"})
     assert ok.status_code == 201, ok.text
+
+
+# -- 9. tokens: sessions are not bearer tokens; expiry positive and bounded ---------------------
+
+
+def test_a_web_session_is_not_an_api_bearer_token(api_fresh, fresh):
+    from serving.web.session import sign_in
+
+    signed = sign_in(fresh.engine, "w1", fresh.tokens["w1"])
+    assert signed is not None
+    session, _ = signed
+    assert (
+        api_fresh.get("/api/v1/me", headers={"Authorization": f"Bearer {session}"}).status_code
+        == 401
+    )
+    assert api_fresh.get("/api/v1/me", headers=auth(fresh.tokens, "w1")).status_code == 200
+
+
+@pytest.mark.parametrize("days", [0, -1, 366, 10**9])
+def test_token_expiry_must_be_positive_and_bounded(fresh, days):
+    from serving.auth import issue_token
+
+    with pytest.raises(ValueError, match="days"):
+        issue_token(fresh.engine, "w1", days=days)
+
+
+def test_a_token_without_days_expires_after_the_default(fresh):
+    from datetime import datetime, timedelta
+
+    from serving.auth import TOKEN_DAYS_DEFAULT, hash_token, issue_token
+
+    token = issue_token(fresh.engine, "w1")
+    with fresh.engine.connect() as conn:
+        expires = conn.execute(
+            sa.text("SELECT expires_at FROM api_tokens WHERE token_hash = :h"),
+            {"h": hash_token(token)},
+        ).scalar_one()
+    expires = expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)
+    assert abs(expires - (datetime.now() + timedelta(days=TOKEN_DAYS_DEFAULT))) < timedelta(
+        minutes=5
+    )
+
+
+def test_cli_users_token_and_revoke_answer_bad_input_by_name(fresh, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sunflower.cli import app
+
+    monkeypatch.setenv("SUNFLOWER_HOME", str(fresh.home))
+    monkeypatch.setenv("SUNFLOWER_DATABASE_URL", fresh.url)
+    runner = CliRunner()
+    for days in ("0", "-1", "400"):
+        r = runner.invoke(app, ["users", "token", "w1", "--days", days])
+        assert r.exit_code == 1 and "days" in r.output and "Traceback" not in r.output, r.output
+    r = runner.invoke(app, ["users", "revoke", "nobody"])
+    assert r.exit_code == 1 and "no user 'nobody'" in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
