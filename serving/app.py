@@ -6,8 +6,8 @@ from the registry alias, audit writer) and closes it at shutdown; SIGHUP (when
 the app runs in the main thread, as under ``sunflower serve``) reloads the
 champions like ``POST /api/v1/admin/reload``. Routes live under ``/api/v1``;
 ``/healthz``, ``/readyz`` and ``/metrics`` at the root; OpenAPI at
-``/api/v1/openapi.json`` with docs at ``/docs``. Tests may pass a champion
-``loader`` instead of the MLflow registry.
+``/api/v1/openapi.json`` with the reference page at ``/docs`` (rendered here,
+no CDN). Tests may pass a champion ``loader`` instead of the MLflow registry.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from serving.champions import Loader
 from serving.errors import install as install_errors
 from serving.fastlane import FastLane
-from serving.guard import ControlCharacters
+from serving.guard import ControlCharacters, SafeHeaders
 from serving.logs import install as install_log_filter
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import ingest, lists, persons, scoring, system
@@ -85,8 +85,8 @@ def create_app(settings: ServingSettings | None = None, loader: Loader | None = 
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url=f"{API}/openapi.json",
-        docs_url="/docs",
-        redoc_url="/redoc",
+        docs_url=None,  # /docs is a page of ours (serving.web.pages_docs): no CDN script
+        redoc_url=None,
     )
     app.state.metrics = metrics
     install_errors(app)
@@ -96,5 +96,6 @@ def create_app(settings: ServingSettings | None = None, loader: Loader | None = 
     app.include_router(web_pages)
     app.add_middleware(FastLane, prefix=API)  # the hot routes, without FastAPI's overhead
     app.add_middleware(ControlCharacters)  # in front of the fast lane and every route
+    app.add_middleware(SafeHeaders)  # no-store, nosniff, CSP on every answer
     app.add_middleware(MetricsMiddleware, metrics=metrics, prefix=API)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import warnings
 from collections.abc import Iterator
 from datetime import date
@@ -559,3 +560,38 @@ def test_cli_users_token_and_revoke_answer_bad_input_by_name(fresh, monkeypatch)
     r = runner.invoke(app, ["users", "revoke", "nobody"])
     assert r.exit_code == 1 and "no user 'nobody'" in r.output, r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)
+
+
+# -- 10. no caching, no sniffing; /docs without a CDN --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("who", "url"),
+    [
+        ("w1", "/api/v1/risk-lists/me"),  # fast lane
+        ("w1", "/api/v1/persons/p-01"),
+        ("w1", "/api/v1/persons/p-01/explanation"),  # fast lane
+        ("w1", f"{EXPORT}?worker_id=w-1"),
+        ("w1", "/api/v1/persons/p-04"),  # 404
+        ("w1", "/api/v1/runs"),  # 403
+        (None, "/api/v1/me"),  # 401
+        ("w1", "/api/v1/risk-lists/me?limit=0"),  # 422
+    ],
+)
+def test_api_answers_are_never_cached_or_sniffed(api, scored, who, url):
+    r = api.get(url, headers=auth(scored.tokens, who) if who else {})
+    assert r.headers["Cache-Control"] == "no-store", (r.status_code, dict(r.headers))
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+
+
+def test_docs_is_a_page_of_this_server_loading_nothing_from_outside(api):
+    r = api.get("/docs")
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+    assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+    assert "GET /api/v1/persons/{person_id}/timeline" in r.text
+    assert "/api/v1/openapi.json" in r.text
+    for src in re.findall(r'(?:src|href)="([^"]+)"', r.text):
+        assert src.startswith(("/", "#")), src  # nothing from another origin
+    assert api.get("/redoc").status_code == 404
+    assert api.get("/api/v1/openapi.json").status_code == 200
