@@ -32,6 +32,8 @@ Times: a value without a zone is Asia/Shanghai local time; a value with a zone
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -160,13 +162,66 @@ class _Rejections:
         return out.sort_values(["row", "column"], kind="stable").reset_index(drop=True)
 
 
+#: ``frame.attrs`` key of a file that could not be read as a table: (code, reason).
+READ_PROBLEM = "sunflower_read_problem"
+#: Hidden column of a CSV frame: the number of fields of a row whose count differs
+#: from the header's (NA for the others); validation rejects those rows (``ragged_row``).
+RAGGED_COLUMN = "\x00fields"
+
+
 def read_input(path: Path) -> pd.DataFrame:
-    """Read one input table: CSV as all-strings (empty = missing), Parquet typed."""
+    """Read one input table: CSV as all-strings (empty = missing), Parquet typed.
+
+    CSV is UTF-8, with or without a BOM. A file that cannot be a table — empty, or
+    not UTF-8 — comes back as an empty frame whose ``attrs[READ_PROBLEM]`` says why
+    (validation turns it into one whole-file rejection, so the other file of the
+    load is still stored). A row with more or fewer fields than the header is kept
+    in place (row numbers stay true) and marked in :data:`RAGGED_COLUMN`.
+    """
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
-    if path.suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    raise ValueError(f"{path.name}: unsupported input format (use .csv or .parquet)")
+    if path.suffix != ".csv":
+        raise ValueError(f"{path.name}: unsupported input format (use .csv or .parquet)")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return _unreadable(
+            "not_utf8",
+            f"not UTF-8 text (line {line}, byte 0x{data[exc.start]:02x}); save the file as "
+            "UTF-8 (a GBK or GB18030 export is not guessed)",
+        )
+    if not text.strip():
+        return _unreadable("empty_file", "the file is empty: not even a header")
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except pd.errors.ParserError:  # a row with more fields than the header
+        return _ragged_csv(text)
+    # keep_default_na=False reads an empty field as "": NA only where a row ran short
+    fields = frame.notna().sum(axis=1).to_numpy()
+    short = fields < len(frame.columns)
+    if short.any():
+        frame[RAGGED_COLUMN] = pd.Series(fields, dtype="Int64").where(short)
+    return frame
+
+
+def _unreadable(code: str, reason: str) -> pd.DataFrame:
+    frame = pd.DataFrame()
+    frame.attrs[READ_PROBLEM] = (code, reason)
+    return frame
+
+
+def _ragged_csv(text: str) -> pd.DataFrame:
+    """A CSV whose rows differ in length: every row cut or padded to the header's."""
+    rows = list(csv.reader(io.StringIO(text)))
+    header, body = rows[0], [r for r in rows[1:] if r]
+    width = len(header)
+    fields = [len(r) for r in body]
+    frame = pd.DataFrame([(r + [""] * width)[:width] for r in body], columns=header, dtype=str)
+    counts = pd.Series(fields, dtype="Int64")
+    frame[RAGGED_COLUMN] = counts.where(counts != width)
+    return frame
 
 
 def find_input(directory: Path, table: str) -> Path | None:
@@ -415,6 +470,19 @@ def _parse_table(
     raw: pd.DataFrame, columns: tuple[Column, ...], rej: _Rejections, today: date | None
 ) -> pd.DataFrame:
     today = today or today_local()
+    problem = raw.attrs.get(READ_PROBLEM)
+    if problem is not None:  # not a table at all: one line for the whole file
+        rej.whole_file("*", *problem)
+        raw = pd.DataFrame({c.name: pd.Series(dtype=object) for c in columns})
+    if RAGGED_COLUMN in raw.columns:
+        counts = raw[RAGGED_COLUMN].reset_index(drop=True)
+        width = len(raw.columns) - 1
+        rej.add(
+            counts.notna().to_numpy(),
+            "*",
+            "ragged_row",
+            lambda rows: [f"{counts.iloc[r]} fields; the header has {width}" for r in rows],
+        )
     absent = [c.name for c in columns if c.required and c.name not in raw.columns]
     for name in absent:
         rej.whole_file(name, "missing_column", f"required column '{name}' is missing")

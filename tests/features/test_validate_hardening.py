@@ -291,3 +291,81 @@ def test_every_text_limit_fits_the_store():
             if col.kind == "string":
                 assert col.text is not None, col.name
                 assert col.text.max_length <= table.c[col.name].type.length, col.name
+
+
+# -- 11. files that are empty, ragged, BOM-prefixed or not UTF-8 --------------------------------
+
+
+def _cli_ingest(folder, home, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sunflower.cli import app
+
+    monkeypatch.setenv("SUNFLOWER_HOME", str(home))
+    monkeypatch.delenv("SUNFLOWER_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, ["ingest", str(folder)])
+    reports = sorted((home / "reports").glob("ingest-*.json"))
+    return result, json.loads(reports[-1].read_text("utf-8")) if reports else None
+
+
+def _write(folder, name, text, encoding="utf-8"):
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_bytes(text.encode(encoding))
+
+
+def _persons_csv(*rows):
+    return persons_frame(*rows).to_csv(index=False)
+
+
+def test_an_empty_events_file_is_named_and_the_persons_are_stored(tmp_path, monkeypatch):
+    folder = tmp_path / "in"
+    _write(folder, "persons.csv", _persons_csv(person(person_id="p-1")))
+    _write(folder, "events.csv", "")
+    result, report = _cli_ingest(folder, tmp_path / "home", monkeypatch)
+    assert result.exit_code == 3, result.output
+    assert report["persons"]["stored"] == 1
+    lines = {(r["file"], r["row"], r["code"]) for r in report["rejections"]}
+    assert ("events.csv", 0, "empty_file") in lines
+
+
+def test_a_row_with_extra_or_missing_fields_is_rejected_alone(tmp_path, monkeypatch):
+    folder = tmp_path / "in"
+    text = _persons_csv(person(person_id="p-1"), person(person_id="p-2"), person(person_id="p-3"))
+    lines = text.splitlines()
+    lines[2] += ",surplus"  # p-2: one field too many
+    lines[3] = lines[3].rsplit(",", 2)[0]  # p-3: two fields short
+    _write(folder, "persons.csv", "\n".join(lines) + "\n")
+    _write(
+        folder, "events.csv", events_frame(event("e-1", "2024-05-01T09:00:00")).to_csv(index=False)
+    )
+    result, report = _cli_ingest(folder, tmp_path / "home", monkeypatch)
+    assert result.exit_code == 3, result.output
+    ragged = [
+        (r["row"], r["code"], r["reason"])
+        for r in report["rejections"]
+        if r["code"] == "ragged_row"
+    ]
+    assert ragged == [
+        (2, "ragged_row", "17 fields; the header has 16"),
+        (3, "ragged_row", "14 fields; the header has 16"),
+    ]
+    assert (report["persons"]["stored"], report["events"]["stored"]) == (1, 1)
+
+
+def test_a_utf8_bom_is_read_and_a_gbk_file_is_named(tmp_path, monkeypatch):
+    folder = tmp_path / "in"
+    _write(folder, "persons.csv", "\ufeff" + _persons_csv(person(person_id="p-1")))
+    result, report = _cli_ingest(folder, tmp_path / "home", monkeypatch)
+    assert result.exit_code == 0 and report["persons"]["stored"] == 1, result.output
+
+    gbk = tmp_path / "gbk"
+    _write(
+        gbk, "persons.csv", _persons_csv(person(person_id="p-2"), person(person_id="p-3")), "gbk"
+    )
+    _write(gbk, "events.csv", events_frame(event("e-1", "2024-05-01T09:00:00")).to_csv(index=False))
+    result, report = _cli_ingest(gbk, tmp_path / "home", monkeypatch)  # p-1 is stored
+    assert result.exit_code == 3, result.output
+    (line,) = [r for r in report["rejections"] if r["file"] == "persons.csv"]
+    assert (line["row"], line["code"]) == (0, "not_utf8")
+    assert "line 2" in line["reason"] and "UTF-8" in line["reason"]
+    assert report["events"]["stored"] == 1  # the other file's good rows are kept
