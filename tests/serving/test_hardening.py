@@ -595,3 +595,25 @@ def test_docs_is_a_page_of_this_server_loading_nothing_from_outside(api):
         assert src.startswith(("/", "#")), src  # nothing from another origin
     assert api.get("/redoc").status_code == 404
     assert api.get("/api/v1/openapi.json").status_code == 200
+
+
+# -- the malformed-input corpus over the API ----------------------------------------------------
+
+
+def test_each_malformed_api_kind_is_a_422_naming_the_row(api_fresh, fresh):
+    from tests.fixtures.malformed import API_KINDS
+
+    integ = auth(fresh.tokens, "integ")
+    for kind in API_KINDS:
+        r = api_fresh.post(
+            "/api/v1/ingest",
+            content=kind.body.encode(),
+            headers={**integ, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 422, (kind.name, r.text[:300])
+        lines = {(x["file"], x["row"], x["column"], x["code"]) for x in r.json()["rejections"]}
+        assert lines == kind.expect, kind.name
+        assert len(r.content) < 20_000, kind.name  # an overlong value is not echoed back
+    with fresh.engine.connect() as conn:
+        stored = set(conn.execute(sa.text("SELECT person_id FROM persons")).scalars())
+    assert "p-1" in stored and not {p for p in stored if not p.startswith("p-0")} - {"p-1"}
