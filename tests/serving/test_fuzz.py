@@ -233,9 +233,14 @@ def check(client: TestClient, s: Scored, method: str, path: str, req: dict[str, 
     r = _send(client, s, method, path, req)
     STATS["requests"] += 1
     STATS[f"status {r.status_code}"] += 1
-    assert r.status_code < 500 or r.status_code == 503 and r.json()["error"]["code"] in (
-        "models_not_ready",
-        "busy",
+    assert (
+        r.status_code < 500
+        or r.status_code == 503
+        and r.json()["error"]["code"]
+        in (
+            "models_not_ready",
+            "busy",
+        )
     ), (method, path, req, r.status_code, r.text[:500])
     documented = DOC["paths"][path][method.lower()]["responses"]
     assert str(r.status_code) in documented, (method, path, r.status_code, r.text[:300])
