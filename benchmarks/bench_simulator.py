@@ -18,7 +18,7 @@ _CHILD = """
 import json, resource, sys, time
 from datetime import date
 from pathlib import Path
-from features.simulator import simulate
+from simulator import simulate
 n, truth, out = int(sys.argv[1]), sys.argv[2] == "1", Path(sys.argv[3])
 t = time.perf_counter()
 s = simulate(n, date(2023, 1, 1), date(2025, 12, 31), seed=1, out=out, truth=truth)

@@ -1,6 +1,6 @@
 """Data subcommands: ``simulate`` (a synthetic district) and ``ingest DIR``.
 
-Contract: parse options, call :func:`features.simulator.simulate` or
+Contract: parse options, call :func:`simulator.simulate` or
 :func:`features.ingest.ingest_dir` (with a :mod:`features.mapping` for
 ``--mapping FILE``), and print what happened. ``ingest`` exits 0
 when every row was stored or already there, 3 when some rows were rejected
@@ -44,8 +44,8 @@ def simulate(
     """Simulate a district's caseload in the input contract, plus its ground truth."""
     from rich.progress import Progress
 
-    from features.simulator import realism_report
-    from features.simulator import simulate as run_simulation
+    from simulator import realism_report
+    from simulator import simulate as run_simulation
 
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task("simulating", total=None)

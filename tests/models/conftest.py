@@ -31,7 +31,7 @@ def small_config() -> ModelConfig:
 
 @pytest.fixture(scope="session")
 def district(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from features.simulator import simulate
+    from simulator import simulate
 
     out = tmp_path_factory.mktemp("district")
     simulate(400, date(2023, 1, 1), date(2024, 12, 31), 7, out, truth=True)

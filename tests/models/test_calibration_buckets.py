@@ -1,7 +1,7 @@
 """Calibration by bucket of days to the planned end and days in the programme (issue 12).
 
 On a small simulated district (3,000 people, 2020–2023; seeds 21 and 22 as in
-``benchmarks/calibration_buckets.py``):
+``research/calibration_buckets.py``):
 
 * **labels**: among the rows whose label is known, the positive share per
   bucket matches the simulator's mean true p within ×0.8–1.25 — rows near the
@@ -23,7 +23,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks.calibration_buckets import (
+from features.config import OUTCOMES
+from models.config import load_config
+from models.panel import build_panel, load_dir
+from research.calibration_buckets import (
     SINCE_START,
     TO_END,
     bucket_table,
@@ -31,10 +34,7 @@ from benchmarks.calibration_buckets import (
     score_district,
     train_models,
 )
-from features.config import OUTCOMES
-from features.simulator import simulate
-from models.config import load_config
-from models.panel import build_panel, load_dir
+from simulator import simulate
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("calibration_buckets")]
 AS_OFS = [f"2023-{m:02d}-01" for m in range(1, 11)]

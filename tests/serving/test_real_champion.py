@@ -34,7 +34,6 @@ def test_a_real_champion_scores_a_district_and_the_api_shows_it(tmp_path, monkey
     from typer.testing import CliRunner
 
     from features.ingest import ingest_dir
-    from features.simulator import simulate
     from features.store import make_engine
     from models import registry
     from models.panel import load_dir
@@ -43,6 +42,7 @@ def test_a_real_champion_scores_a_district_and_the_api_shows_it(tmp_path, monkey
     from serving.app import create_app
     from serving.auth import add_user, issue_token
     from serving.settings import get_settings
+    from simulator import simulate
     from sunflower.cli import app as cli
     from tests.models.conftest import small_config
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from features.simulator import realism_report
-from features.simulator.config import load_config
+from simulator import realism_report
+from simulator.config import load_config
 
 pytestmark = pytest.mark.xdist_group("simulator_district")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.simulator.truth import block
+from simulator.truth import block
 
 pytestmark = pytest.mark.xdist_group("simulator_district")
 HORIZON = pd.Timedelta(days=90)

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.simulator import simulate
-from features.simulator.config import load_config
-from features.simulator.hidden import hidden_state
+from simulator import simulate
+from simulator.config import load_config
+from simulator.hidden import hidden_state
 
 pytestmark = pytest.mark.xdist_group("simulator_district")
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.contract import DRUGS, LIVING
-from features.simulator.config import SimConfig
-from features.simulator.population import DAYS_PER_MONTH, DAYS_PER_YEAR, Population
+from simulator.config import SimConfig
+from simulator.population import DAYS_PER_MONTH, DAYS_PER_YEAR, Population
 
 COVARIATES = ("employed", "family_support", "drug_peers", "counselling", "craving", "mobility")
 Cov = dict[str, np.ndarray]

@@ -15,7 +15,7 @@ from features.labels import build_labels
 @pytest.mark.slow
 @pytest.mark.parametrize("outcome", ["relapse", "loss_of_contact"])
 def test_label_rates_match_truth(tmp_path: Path, outcome: str) -> None:
-    from features.simulator import simulate
+    from simulator import simulate
 
     simulate(1500, date(2023, 1, 1), date(2024, 12, 31), seed=11, out=tmp_path)
     persons = pd.read_parquet(tmp_path / "persons.parquet")

@@ -1,6 +1,6 @@
 """Quality on simulated districts against the oracle, and the observable ceiling (issue 5).
 
-Run: ``python -m benchmarks.quality_ceiling [--seeds 20261128 1 2] [--persons 3000]
+Run: ``python -m research.quality_ceiling [--seeds 20261128 1 2] [--persons 3000]
 [--sim-config PATH] [--model-config PATH] [--outcomes relapse loss_of_contact]
 [--keep DIR] [--json PATH]``. Not part of ``make bench`` (it measures quality,
 not speed) and imported by nothing else.
@@ -24,11 +24,11 @@ then prints per fold and outcome:
   rows — a noise-free target, the best these features could learn — scored
   the same ways;
 * with ``--attribution``, the same ceiling with the hidden state among its
-  inputs (replayed in memory by :func:`features.simulator.hidden.hidden_state`):
+  inputs (replayed in memory by :func:`simulator.hidden.hidden_state`):
   + using and absconded-not-yet-flagged, and + every hidden state (which
   should recover the oracle: a check of the harness);
 * with ``--filter``, the ceiling and the model again with the posteriors of
-  :mod:`benchmarks.bayes_filter` (who uses now, who has gone, given every
+  :mod:`research.bayes_filter` (who uses now, who has gone, given every
   event recorded before as_of) among their inputs: how much more the
   recorded history could tell than the catalog's features do.
 
@@ -56,18 +56,18 @@ import yaml
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
-from benchmarks.bayes_filter import filter_posteriors
 from features.config import OUTCOMES
-from features.simulator import simulate
-from features.simulator.config import SimConfig
-from features.simulator.config import load_config as load_sim_config
-from features.simulator.hazard import COVARIATES
-from features.simulator.hidden import hidden_state
 from models.config import ModelConfig, Outcome
 from models.config import load_config as load_model_config
 from models.metrics import select_top
 from models.panel import Fold, Panel, build_panel, load_dir, make_folds
 from models.train import fit_fold, xy
+from research.bayes_filter import filter_posteriors
+from simulator import simulate
+from simulator.config import SimConfig
+from simulator.config import load_config as load_sim_config
+from simulator.hazard import COVARIATES
+from simulator.hidden import hidden_state
 
 START, END = date(2023, 1, 1), date(2025, 12, 31)
 
@@ -199,7 +199,7 @@ ATTRIBUTION = {
 }
 
 
-#: The Bayes filter's posteriors (``--filter``; :mod:`benchmarks.bayes_filter`).
+#: The Bayes filter's posteriors (``--filter``; :mod:`research.bayes_filter`).
 FILTERED = ("f_using", "f_absconded")
 
 
@@ -215,7 +215,7 @@ def evaluate_district(
 ) -> list[dict[str, Any]]:
     """Every fold of every outcome on one simulated district.
 
-    With ``hidden`` (from :func:`features.simulator.hidden.hidden_state`), the
+    With ``hidden`` (from :func:`simulator.hidden.hidden_state`), the
     ceiling is also fitted with the hidden state among its inputs.
     """
     panel = build_panel(load_dir(directory), cfg)
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         "--filter",
         action="store_true",
         help="also fit the ceiling and the model with the Bayes filter's posteriors of the "
-        "hidden state given the recorded history (benchmarks.bayes_filter) among the inputs",
+        "hidden state given the recorded history (research.bayes_filter) among the inputs",
     )
     ap.add_argument(
         "--unseen",

@@ -1,6 +1,6 @@
 """Calibration where it matters: a second district of new people, by bucket (issue 12).
 
-Run: ``python -m benchmarks.calibration_buckets [--persons 20000] [--train-seed 21]
+Run: ``python -m research.calibration_buckets [--persons 20000] [--train-seed 21]
 [--test-seed 22] [--start 2020-01-01] [--end 2024-01-01] [--as-of 2023-07-01 ...]
 [--json PATH]``. Quality, not speed: not part of ``make bench``.
 
@@ -35,11 +35,11 @@ import pandas as pd
 
 from features.config import OUTCOMES
 from features.jobs import run_features_job
-from features.simulator import simulate
 from models.config import ModelConfig, load_config
 from models.panel import build_panel, load_dir
 from models.predictor import CalibratedBooster
 from models.train import fit_production
+from simulator import simulate
 
 TO_END = (("≤90", 0, 90), ("91–180", 91, 180), ("181–365", 181, 365), ("366–730", 366, 730),
           (">730", 731, 10**6))  # fmt: skip
@@ -88,7 +88,7 @@ def score_district(
 
 def train_models(directory: Path, cfg: ModelConfig) -> dict[str, CalibratedBooster]:
     panel = build_panel(load_dir(directory), cfg)
-    return {o: fit_production(panel, o, cfg)[0] for o in OUTCOMES}  # type: ignore[arg-type]
+    return {o: fit_production(panel, o, cfg)[0] for o in OUTCOMES}
 
 
 def report(frame: pd.DataFrame) -> dict[str, Any]:

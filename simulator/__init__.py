@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from features.simulator.config import SimConfig, load_config
-from features.simulator.engine import seeded_run
-from features.simulator.io import write_events, write_persons, write_truth
-from features.simulator.report import RealismReport, realism_report
+from simulator.config import SimConfig, load_config
+from simulator.engine import seeded_run
+from simulator.io import write_events, write_persons, write_truth
+from simulator.report import RealismReport, realism_report
 
 __all__ = [
     "RealismReport",

@@ -5,7 +5,7 @@ generator into a :class:`Population` of plain numpy arrays (one entry per
 person, ordered by programme start) plus the district's towns and workers.
 Days are integers counted from the simulation's first day (negative = before
 it). Nothing here knows about events; the hidden dynamics live in
-:mod:`features.simulator.hazard` and :mod:`features.simulator.engine`.
+:mod:`simulator.hazard` and :mod:`simulator.engine`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.contract import DRUGS, LIVING, PROGRAMS
-from features.simulator.config import Population as PopulationConfig
-from features.simulator.config import SimConfig
+from simulator.config import Population as PopulationConfig
+from simulator.config import SimConfig
 
 DAYS_PER_MONTH = 30.44
 DAYS_PER_YEAR = 365.25

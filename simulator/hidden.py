@@ -1,12 +1,12 @@
 """The hidden state behind the truth, replayed in memory (diagnostics only).
 
 Contract: :func:`hidden_state` re-runs exactly the simulation
-:func:`features.simulator.simulate` would run for the same arguments (same
+:func:`simulator.simulate` would run for the same arguments (same
 random streams, so the same world) and returns, for every truth row
 (person_id, as_of), the hidden state at as_of 00:00 that the truth p was
 computed from: ``using``, ``absconded`` (not yet flagged) and the six latent
 factors. Nothing is written; no model may use it as an input. It exists so
-that diagnostics (``benchmarks/quality_ceiling.py``) can say *which* hidden
+that diagnostics (``research/quality_ceiling.py``) can say *which* hidden
 state a model's gap to the oracle is made of.
 """
 
@@ -17,9 +17,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from features.simulator.config import SimConfig, load_config
-from features.simulator.engine import seeded_run
-from features.simulator.io import person_ids
+from simulator.config import SimConfig, load_config
+from simulator.engine import seeded_run
+from simulator.io import person_ids
 
 
 def hidden_state(

@@ -6,7 +6,7 @@ import hashlib
 from datetime import date
 from pathlib import Path
 
-from features.simulator import simulate
+from simulator import simulate
 
 FILES = ("persons.parquet", "events.parquet", "truth.parquet")
 

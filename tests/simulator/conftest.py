@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.simulator import SimSummary, simulate
+from simulator import SimSummary, simulate
 
 PERSONS = 10_000
 START, END = date(2023, 1, 1), date(2025, 12, 31)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features.simulator.config import SimConfig, load_config
+from simulator.config import SimConfig, load_config
 
 _DAY = np.timedelta64(1, "D")
 _NEVER = np.datetime64("2200-01-01", "us")

@@ -3,12 +3,12 @@
 Contract: :func:`run` steps day by day over the period with vector operations
 across people (no loop per person). Work is organised in *frames*, one per
 calendar month: at a month start the latent factors switch
-(:func:`features.simulator.hazard.step_covariates`), the month's rates are
+(:func:`simulator.hazard.step_covariates`), the month's rates are
 computed once, and the truth for everyone in the cohort is snapshotted before
 anything happens that day. Each day, in order: entries; the truth snapshot (on
 the 1st); scheduled changes (lost-contact flags, restored contact, exits after
 a positive test); tests; exits; absconding; the planned end; routine traces;
-then the use state moves (abstinent <-> using). :mod:`features.simulator.truth`
+then the use state moves (abstinent <-> using). :mod:`simulator.truth`
 integrates exactly this order. Everything the event buffer draws (routine
 traces, the worker's reactions, times of day, recording delays) comes from
 a separate observation stream, so the hidden world (states, tests, exits,
@@ -28,8 +28,8 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from features.simulator.config import SimConfig
-from features.simulator.hazard import (
+from simulator.config import SimConfig
+from simulator.hazard import (
     COVARIATES,
     Static,
     check_in_interval,
@@ -37,7 +37,7 @@ from features.simulator.hazard import (
     month_rates,
     step_covariates,
 )
-from features.simulator.observation import (
+from simulator.observation import (
     EVENING,
     NO_FOLLOW_UP,
     RESULT,
@@ -46,8 +46,8 @@ from features.simulator.observation import (
     emit_traces,
     trace_rates,
 )
-from features.simulator.population import Population, draw_population
-from features.simulator.truth import CohortState, label_probabilities
+from simulator.population import Population, draw_population
+from simulator.truth import CohortState, label_probabilities
 
 WAITING, IN_CONTACT, ABSCONDED, LOST, AWAITING_EXIT, EXITED = range(6)
 

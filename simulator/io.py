@@ -27,8 +27,8 @@ from features.contract import (
     PROGRAMS,
     SOURCES,
 )
-from features.simulator.observation import RESULTS
-from features.simulator.population import Population
+from simulator.observation import RESULTS
+from simulator.population import Population
 
 ROW_GROUP = 2_000_000
 _WRITER = {"compression": "zstd", "compression_level": 1, "use_dictionary": True}

@@ -6,7 +6,7 @@ import pydantic
 import pytest
 import yaml
 
-from features.simulator.config import DEFAULT_PATH, SimConfig, load_config
+from simulator.config import DEFAULT_PATH, SimConfig, load_config
 
 
 def _raw() -> dict:

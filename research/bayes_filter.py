@@ -14,7 +14,7 @@ observation model:
 It is a forward filter over four states (in contact or absconded, using or
 not), with the absconded state split by days since absconding so that "not
 flagged yet" (the worker flags after 30 days) is used exactly. Emissions and
-transitions are the simulator's rates (``features.simulator.default.yaml``)
+transitions are the simulator's rates (``simulator.default.yaml``)
 with each latent monthly factor replaced by its stationary share, and the
 static hazard multipliers taken from the population draw (which persons'
 columns determine). It is a diagnostic, not a feature: it knows the
@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import poisson
 
-from features.simulator.config import SimConfig, load_config
-from features.simulator.engine import month_starts, seeded_population
-from features.simulator.hazard import COVARIATES, Static, month_rates, urine_interval
-from features.simulator.io import person_ids
-from features.simulator.population import DAYS_PER_MONTH
+from simulator.config import SimConfig, load_config
+from simulator.engine import month_starts, seeded_population
+from simulator.hazard import COVARIATES, Static, month_rates, urine_interval
+from simulator.io import person_ids
+from simulator.population import DAYS_PER_MONTH
 
 #: Days from absconding to the worker's flag (``loss_of_contact.declare_after_days``).
 AGES = 30

@@ -2,7 +2,7 @@
 
 Contract: :class:`EventBuffer` collects events as compact numpy columns
 (person index, day, type code, result code, value, time of day, recording
-delay, source code) in the order they are added; :mod:`features.simulator.io`
+delay, source code) in the order they are added; :mod:`simulator.io`
 turns them into the contract's columns. :func:`trace_rates` gives, for a
 calendar month, the daily chance of each routine observation (check-in
 missed, home visit and its note, counselling, peer education, family contact,
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.contract import EVENT_RESULTS, EVENT_TYPES, HOME_VISIT_RESULTS, SOURCES
-from features.simulator.config import FOLLOW_UP_TRIGGERS, SimConfig
-from features.simulator.hazard import Cov, Static
-from features.simulator.population import DAYS_PER_MONTH
+from simulator.config import FOLLOW_UP_TRIGGERS, SimConfig
+from simulator.hazard import Cov, Static
+from simulator.population import DAYS_PER_MONTH
 
 #: Result strings used by the simulator: the contract's enumerations first,
 #: then the home-visit notes (known to the contract, not enforced).

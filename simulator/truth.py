@@ -10,7 +10,7 @@ share of cohort rows whose label turns out positive, counting rows whose
 window the exit cut short as not positive).
 
 Method (documented in docs/simulator.md): within a calendar month every daily
-rate is constant (:mod:`features.simulator.hazard`), and the hidden state that
+rate is constant (:mod:`simulator.hazard`), and the hidden state that
 moves daily is two-valued (abstinent / using) plus absorbing outcomes (label,
 exit, abscond). Given a path of the monthly latent factors, the label
 probability is therefore exact: each stretch of n days with constant rates is
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from features.simulator.config import SimConfig
-from features.simulator.hazard import COVARIATES, Cov, Rates, Static, month_rates, step_covariates
+from simulator.config import SimConfig
+from simulator.hazard import COVARIATES, Cov, Rates, Static, month_rates, step_covariates
 
 _SPLIT = 5e-7
 

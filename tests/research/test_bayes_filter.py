@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from benchmarks.bayes_filter import filter_posteriors
-from features.simulator import simulate
-from features.simulator.hidden import hidden_state
+from research.bayes_filter import filter_posteriors
+from simulator import simulate
+from simulator.hidden import hidden_state
 
 pytestmark = pytest.mark.slow
 
