@@ -42,7 +42,8 @@ run: setup
 	$(SUNFLOWER) users demo --host $(HOST) --port $(PORT)
 	$(SUNFLOWER) serve --host $(HOST) --port $(PORT)
 
-test: setup
+# Lint first (ruff, format check, mypy, import-linter), then every test.
+test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup tests
 
 lint: setup
