@@ -522,3 +522,25 @@ def superseded_at(
     sup = np.full(n, MAX_US, np.int64)
     sup[c] = nxt[run_id]
     return sup
+
+
+def visible_at(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The event versions a worker saw at ``as_of``: ``recorded_at < as_of <= superseded``.
+
+    The same correction rule as the features (:func:`superseded_at`,
+    :mod:`features.events`): an event is superseded by a version of the same
+    (person, type, ts) recorded strictly later. Takes canonical event columns
+    (person_id, type, ts, recorded_at); returns the visible rows, in order.
+    """
+    if events.empty:
+        return events
+    as_us = pd.Timestamp(as_of).value // 1000
+    pidx = pd.factorize(events["person_id"])[0].astype(np.int64)
+    tc = pd.factorize(events["type"])[0].astype(np.int64)
+    ts = pd.to_datetime(events["ts"]).astype("datetime64[us]").to_numpy().view(np.int64)
+    rec = pd.to_datetime(events["recorded_at"]).astype("datetime64[us]").to_numpy().view(np.int64)
+    sup = superseded_at(pidx, tc, ts, rec)
+    keep = rec < as_us
+    if sup is not None:
+        keep &= as_us <= sup
+    return events[keep]

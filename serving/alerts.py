@@ -1,7 +1,9 @@
 """Rule-based alerts and cohort flags, computed beside the scores (no model needed).
 
 Contract: :func:`compute_alerts` takes the persons being scored, the events
-recorded before ``as_of`` (canonical frames) and :class:`AlertRules`, and
+(canonical frames; it keeps the versions visible at ``as_of`` by the features'
+own rule, :func:`features.columnar.visible_at`: recorded before as_of, not yet
+corrected) and :class:`AlertRules`, and
 returns one row per (person, alert): ``person_id, kind, since, days, value``
 plus the zh-CN/en message. :func:`cohort_flags` returns the 一批一策 cohort
 bits per person. Kinds and their bit in ``scores.alert_mask``:
@@ -26,6 +28,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
+
+from features.columnar import visible_at
 
 ALERT_BITS: dict[str, int] = {
     "overdue_check_in": 1,
@@ -114,6 +118,7 @@ def compute_alerts(
     persons: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timestamp, rules: AlertRules
 ) -> pd.DataFrame:
     """Alerts at ``as_of`` for ``persons`` (person_id, worker_id, program_start)."""
+    events = visible_at(events, as_of)  # corrections honoured exactly as the features do
     con = duckdb.connect(":memory:")
     con.register("persons", persons[["person_id", "worker_id", "program_start"]])
     con.register("events", events[["person_id", "type", "result", "ts", "recorded_at", "value"]])
@@ -195,6 +200,7 @@ def cohort_flags(
     )
     mask |= np.where((as_of - start).dt.days < rules.first_days, COHORT_BITS["first_90_days"], 0)
     since = as_of - pd.Timedelta(days=rules.transferred_in_days)
+    events = visible_at(events, as_of)
     moved = events.loc[
         (events["type"] == "transfer_in")
         & (events["ts"] >= since)
