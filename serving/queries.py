@@ -249,3 +249,31 @@ def feature_vector(conn: Connection, run_id: int, person_id: str) -> tuple[list[
         .where(feature_rows.c.run_id == run_id, feature_rows.c.person_id == person_id)
     ).first()
     return (orjson.loads(row.feature_names), row.vector) if row else None
+
+
+def explanations_of(
+    conn: Connection, run_id: int, person_ids: Sequence[str]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Stored explanation bodies of several persons, by (person_id, outcome)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for lo in range(0, len(person_ids), 500):
+        rows = conn.execute(
+            sa.select(explanations.c.person_id, explanations.c.outcome, explanations.c.body).where(
+                explanations.c.run_id == run_id,
+                explanations.c.person_id.in_(list(person_ids[lo : lo + 500])),
+            )
+        )
+        for pid, outcome, body in rows:
+            out[(pid, outcome)] = orjson.loads(body)
+    return out
+
+
+def previous_run(conn: Connection, run: Run) -> Run | None:
+    """The published run before ``run`` (what "较上次" compares with), or None."""
+    row = conn.execute(
+        sa.select(score_runs.c.id, score_runs.c.as_of)
+        .where(score_runs.c.status == "published", score_runs.c.as_of < run.as_of)
+        .order_by(score_runs.c.as_of.desc())
+        .limit(1)
+    ).first()
+    return Run(row.id, row.as_of) if row else None

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from serving.reasons import kind_of
+
 OUTCOME_ORDER = ("relapse", "loss_of_contact")
 
 
@@ -93,6 +95,7 @@ class Bar:
     raises: bool
     x: float
     width: float
+    group: str = "recent"  # "recent" signs (and concerns) or "background" facts
 
 
 def driver_bars(drivers: Sequence[dict[str, Any]], width: int = 200) -> list[Bar]:
@@ -106,5 +109,6 @@ def driver_bars(drivers: Sequence[dict[str, Any]], width: int = 200) -> list[Bar
         c = float(d["contribution"])
         w = round(max(abs(c) / strongest * half, 2.0), 1)
         raises = c > 0
-        bars.append(Bar(d, raises, width / 2 if raises else round(width / 2 - w, 1), w))
+        group = "background" if kind_of(d) == "background" else "recent"
+        bars.append(Bar(d, raises, width / 2 if raises else round(width / 2 - w, 1), w, group))
     return bars

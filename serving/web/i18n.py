@@ -88,7 +88,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Probability: the chance of the outcome within the next 90 days, or until the "
         "agreement's planned end if that comes first.",
     ),
-    "change": ("较上次", "Since yesterday"),
+    "change": ("较上次", "Since last score"),
     "top_reason": ("主要原因", "Top reason"),
     "other_outcome": ("另一项风险", "Other risk"),
     "no_change": ("无变化", "no change"),
@@ -103,6 +103,40 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "打印时间 {at} · 仅供工作使用，请妥善保管",
         "Printed {at} · for work use only, keep safe",
     ),
+    "sort_priority": ("今日优先（两项风险综合）", "Who first today (both risks)"),
+    "sort_relapse": ("复吸风险", "Relapse risk"),
+    "sort_loss_of_contact": ("脱管失控风险", "Lost-contact risk"),
+    "priority_rule": (
+        "今日优先：先看两项风险中较高的等级，同等级时有预警的在前，再按概率高出该项常见水平的倍数排。",
+        "Who first today: the higher band of the two risks first; within a band, people "
+        "with an alert first, then by how many times above its usual level either "
+        "probability is.",
+    ),
+    "plan_short": ("建议", "Suggested"),
+    "background": ("背景", "background"),
+    "no_reason": ("没有突出的原因", "no stand-out reason"),
+    "no_previous": (
+        "这是第一次发布的评分，还没有上一次评分可比较。",
+        "This is the first published scoring run; there is no earlier score to compare with.",
+    ),
+    "no_previous_short": ("—", "—"),
+    "age_today": ("今天的评分", "today's scores"),
+    "age_yesterday": ("1 天前", "1 day ago"),
+    "age_days": ("{n} 天前", "{n} days ago"),
+    "outcome": ("风险", "Risk"),
+    "band_legend_caption": (
+        "风险等级的划分（90天内概率，两项风险各有阈值）",
+        "How bands are set (90-day probability; each risk has its own thresholds)",
+    ),
+    "band_legend_why": (
+        "两项风险的常见水平不同（复吸约10%，脱管失控约3%），等级线约在各自常见水平的1倍、2倍、4倍处，"
+        "所以同样的百分比可能是不同的等级：例如脱管失控5%已是中风险，复吸10%才是中风险。",
+        "The two risks have different usual levels (relapse about 10%, lost contact about 3%); "
+        "the band lines sit near 1×, 2× and 4× each risk's usual level, so the same "
+        "percentage can be a different band: 5% lost contact is already medium, relapse "
+        "becomes medium at 10%.",
+    ),
+    "print_notes": ("备注", "Notes"),
     "print_done": ("已完成（签名/日期）", "Done (sign/date)"),
     "person_title": ("人员 {pid}", "Person {pid}"),
     "program": ("措施", "Programme"),
@@ -126,6 +160,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "drivers_for": ("{outcome}：主要原因", "{outcome}: main drivers"),
     "raises": ("▲ 升高风险", "▲ raises risk"),
     "lowers": ("▼ 降低风险", "▼ lowers risk"),
+    "drivers_help": (
+        "近期迹象是最近发生、工作可以跟进的情况；背景情况是不会改变的事实，只作参考。"
+        "▲ 推高风险，▼ 降低风险。",
+        "Recent signs are things that happened lately and work can follow up; background "
+        "facts do not change and are context only. ▲ raises the risk, ▼ lowers it.",
+    ),
+    "drivers_recent": ("近期迹象", "Recent signs"),
+    "drivers_background": (
+        "背景情况（不可干预，仅供参考）",
+        "Background (fixed facts, context only)",
+    ),
+    "plan_because": ("依据：", "Because: "),
     "no_drivers": ("没有存储的解释。", "No stored explanation."),
     "plan": ("建议措施（一人一策）", "Suggested plan items (一人一策)"),
     "plan_help": (
@@ -249,9 +295,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "legend": ("图例", "Legend"),
     "stale": (
-        "注意：这是 {as_of} 的评分，今天的评分尚未发布；之后记录的事件请看时间线。",
-        "Note: these are the scores of {as_of}; today's run is not published yet. "
-        "Events recorded since are in the timeline.",
+        "今天的评分尚未发布；之后记录的事件不在评分里，请看时间线。",
+        "today's run is not published yet; events recorded since are not in the scores "
+        "(see the timeline).",
     ),
     "run_published": ("已发布", "published"),
     "run_replaced": ("已被重跑替换", "replaced by a rerun"),

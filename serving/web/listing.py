@@ -2,15 +2,18 @@
 
 Contract: :func:`parse_filters` reads the list filters from a query string
 (unknown values fall back to the defaults, never to an error page).
-:func:`caseload` returns the published run and the caseload's items exactly
-as the scoring job stored them (the same rows the API's
-``/risk-lists/workers/{id}`` returns), with each person's alert messages;
+:func:`caseload` returns the published run, the run before it, and one row
+per person with both outcomes' items exactly as the scoring job stored them
+(the same items the API's ``/risk-lists/workers/{id}`` returns), ordered
+"who first today" (:mod:`serving.priority`) or by one outcome, each with its
+reason and plan items (:mod:`serving.reasons`) and alert messages;
 scope is applied in SQL with :meth:`serving.auth.Principal.scope_filter`, so
 a caseload outside the caller's scope is reported like an unknown one (None).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -25,30 +28,38 @@ from serving.alerts import ALERT_BITS, COHORT_BITS
 from serving.auth import Principal
 from serving.bands import BAND_CODES
 from serving.db import alerts, scores
+from serving.priority import in_priority_order, top_band
+from serving.reasons import PlanSuggestion, Reason, leading_outcome, main_reason, suggested_plan
 
 OUTCOMES = ("relapse", "loss_of_contact")
+#: List orders: who first today (both outcomes, :mod:`serving.priority`), or one outcome's rank.
+SORTS = ("priority", *OUTCOMES)
 
 
 @dataclass(frozen=True)
 class Filters:
-    outcome: str = "relapse"
+    sort: str = "priority"
     bands: tuple[str, ...] = ()
     alert: str = ""
     cohort: str = ""
 
     def query(self, **extra: str) -> str:
         """The filters as a query string (for links that keep them)."""
-        parts = [("outcome", self.outcome), *(("band", b) for b in self.bands)]
+        parts = [("sort", "" if self.sort == "priority" else self.sort)]
+        parts += [*(("band", b) for b in self.bands)]
         parts += [("alert", self.alert), ("cohort", self.cohort), *extra.items()]
         return urlencode([(k, v) for k, v in parts if v])
 
 
 def parse_filters(q: QueryParams) -> Filters:
-    outcome = q.get("outcome", "relapse")
+    sort = q.get("sort", "")
+    if sort not in SORTS:  # ``outcome=`` (the older link) ranks by that outcome
+        outcome = q.get("outcome", "")
+        sort = outcome if outcome in OUTCOMES else "priority"
     alert = q.get("alert", "")
     cohort = q.get("cohort", "")
     return Filters(
-        outcome=outcome if outcome in OUTCOMES else "relapse",
+        sort=sort,
         bands=tuple(b for b in BAND_CODES if b in q.getlist("band")),
         alert=alert if alert == "any" or alert in ALERT_BITS else "",
         cohort=cohort if cohort in COHORT_BITS else "",
@@ -56,38 +67,100 @@ def parse_filters(q: QueryParams) -> Filters:
 
 
 @dataclass
+class Row:
+    """One person of the list: both outcomes' stored items, the reason, plan and alerts."""
+
+    position: int
+    person_id: str
+    items: Mapping[str, Mapping[str, Any]]
+    lead: str
+    reason: Reason | None
+    plan: list[PlanSuggestion]
+    alerts: list[dict[str, Any]]
+
+    @property
+    def top_band(self) -> int:
+        return top_band(self.items)
+
+
+@dataclass
 class ListPage:
     run: queries.Run
+    previous: queries.Run | None
     total: int
-    items: list[dict[str, Any]]
-    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
 
 
 def caseload(
     conn: Connection, who: Principal, worker_id: str, f: Filters, limit: int
 ) -> ListPage | None:
-    """The caseload's list in the latest run, or None when it is unknown or out of scope."""
+    """The caseload's list in the latest run, or None when it is unknown or out of scope.
+
+    Both outcomes' stored items of every person are read (a caseload is about
+    20 people), merged per person and ordered by ``f.sort``: who first today
+    (:func:`serving.priority.priority_key`) or one outcome's caseload rank. A
+    band filter applies to the higher band of either outcome under "who
+    first", to the chosen outcome's band otherwise.
+    """
     run = queries.run_for(conn, None)
     if run is None:
         return None
     cond = sa.and_(scores.c.worker_id == worker_id, who.scope_filter(scores))
-    total, raw = queries.list_items(
-        conn,
-        run.id,
-        f.outcome,
-        cond,
-        "rank_caseload",
-        bands=list(f.bands) or None,
-        alert=f.alert or None,
-        cohort=f.cohort or None,
-        limit=limit,
-    )
-    if total == 0 and not exists(conn, run.id, f.outcome, cond):
+    people: dict[str, dict[str, dict[str, Any]]] = {}
+    for outcome in OUTCOMES:
+        for _, raw in queries.ranked_items(
+            conn,
+            run.id,
+            outcome,
+            cond,
+            "rank_caseload",
+            alert=f.alert or None,
+            cohort=f.cohort or None,
+        ):
+            item = orjson.loads(raw)
+            people.setdefault(item["person_id"], {})[outcome] = item
+    if not people and not exists(conn, run.id, OUTCOMES[0], cond):
         return None
-    items = [orjson.loads(r) for r in raw]
-    return ListPage(
-        run, total, items, alert_messages(conn, run.id, [i["person_id"] for i in items])
-    )
+    chosen = [(pid, items) for pid, items in people.items() if _band_ok(items, f)]
+    if f.sort == "priority":
+        ordered = in_priority_order(chosen)
+    else:
+        far = 1 << 30
+        ordered = sorted(
+            chosen, key=lambda pi: (pi[1].get(f.sort, {}).get("rank_caseload", far), pi[0])
+        )
+    shown = ordered[:limit]
+    pids = [pid for pid, _ in shown]
+    bodies = queries.explanations_of(conn, run.id, pids)
+    messages = alert_messages(conn, run.id, pids)
+    rows = []
+    for n, (pid, items) in enumerate(shown, start=1):
+        drivers = {o: bodies[(pid, o)]["drivers"] for o in items if (pid, o) in bodies}
+        lead = f.sort if f.sort in items else leading_outcome(items)
+        alerts_now = messages.get(pid, [])
+        bands = {o: i["band"] for o, i in items.items()}
+        rows.append(
+            Row(
+                n,
+                pid,
+                items,
+                lead,
+                main_reason(drivers, lead),
+                suggested_plan(drivers, bands, alerts_now),
+                alerts_now,
+            )
+        )
+    return ListPage(run, queries.previous_run(conn, run), len(ordered), rows)
+
+
+def _band_ok(items: Mapping[str, Mapping[str, Any]], f: Filters) -> bool:
+    if not f.bands:
+        return True
+    levels = {BAND_CODES[b] for b in f.bands}
+    if f.sort == "priority":
+        return top_band(items) in levels
+    item = items.get(f.sort)
+    return item is not None and int(item["band"]["level"]) in levels
 
 
 def exists(conn: Connection, run_id: int, outcome: str, cond: sa.ColumnElement[bool]) -> bool:

@@ -1,9 +1,12 @@
 """The worker's list pages: ``/my-list`` (own caseload) and ``/caseload/{worker_id}``.
 
-Contract: both show a caseload ranked by the chosen outcome, with bands in
-words + colour + a four-step meter, the top reason, alerts, the change since
-the previous run, filters (outcome, band, alert, cohort) and a printable
-version (``?view=print``). ``/caseload/{id}`` serves supervisors and admins
+Contract: both show a caseload "who first today" (:mod:`serving.priority`;
+``?sort=relapse|loss_of_contact`` ranks by one outcome), with both outcomes'
+bands in words + colour + a four-step meter and their change since the
+previous run, the main reason and plan items (:mod:`serving.reasons`),
+alerts, the data's age, filters (sort, band, alert, cohort) and a printable
+version (``?view=print``) that keeps both outcomes, the data's age and a
+notes column. ``/caseload/{id}`` serves supervisors and admins
 (and a worker's own id); a caseload outside the caller's scope is the same 404
 page as an unknown one. Each view writes one audit line (``web_list``).
 """
@@ -20,7 +23,7 @@ from starlette.responses import Response
 from serving import queries
 from serving.audit import Entry
 
-from .listing import ListPage, caseload, parse_filters
+from .listing import OUTCOMES, ListPage, caseload, parse_filters
 from .render import page, redirect
 from .visitor import Visitor, home_of, state_of, to_sign_in, visitor
 
@@ -73,7 +76,7 @@ async def _caseload_page(request: Request, v: Visitor, worker_id: str, own: bool
             v.who,
             "web_list",
             None,
-            {"scope": f"worker:{worker_id}", "run_id": found.run.id, "n": len(found.items)},
+            {"scope": f"worker:{worker_id}", "run_id": found.run.id, "n": len(found.rows)},
         )
     )
     printing = request.query_params.get("view") == "print"
@@ -87,5 +90,6 @@ async def _caseload_page(request: Request, v: Visitor, worker_id: str, own: bool
         f=f,
         data=found,
         base=request.url.path,
+        outcomes=OUTCOMES,
         printed_at=datetime.now().strftime("%Y-%m-%d %H:%M"),
     )

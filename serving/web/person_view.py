@@ -7,7 +7,8 @@ is outside the caller's scope (the same answer for both, via
 the stored rows of the latest published run (what the list showed); the trend
 is the stored history of the last :data:`TREND_DAYS` days; plan items are the
 union of both outcomes' suggested items, each with the drivers that suggested
-it and its most recent recorded status; what-if inputs are the actionable
+it (:func:`serving.reasons.suggested_plan`: signs, alerts, or the band's
+protocol at 高风险 and above) and its most recent recorded status; what-if inputs are the actionable
 model inputs among the person's drivers plus a few common ones
 (:data:`WHAT_IF_DEFAULTS`), at most :data:`WHAT_IF_MAX`.
 """
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Connection
 from serving import queries
 from serving.auth import Principal
 from serving.explain import actionable_features
+from serving.reasons import PlanSuggestion, suggested_plan
 
 from .listing import OUTCOMES
 
@@ -48,14 +50,6 @@ TIMELINE_KEYS: dict[str, Any] = dict.fromkeys(
 
 
 @dataclass
-class PlanRow:
-    id: str
-    outcomes: list[str]
-    because: list[dict[str, Any]]
-    last: dict[str, Any] | None
-
-
-@dataclass
 class WhatIfInput:
     feature: str
     value: float
@@ -73,7 +67,7 @@ class PersonView:
     explanations: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
-    plan: list[PlanRow] = field(default_factory=list)
+    plan: list[PlanSuggestion] = field(default_factory=list)
     what_if: list[WhatIfInput] = field(default_factory=list)
 
 
@@ -98,7 +92,7 @@ def load_person(
             view.explanations[outcome] = orjson.loads(body)
     view.history = queries.history(conn, person_id, None, run.as_of - timedelta(days=TREND_DAYS))
     actions = queries.action_rows(conn, person_id)
-    view.plan = plan_rows(view.explanations, actions)
+    view.plan = plan_rows(view.explanations, view.alerts, actions)
     vector = queries.feature_vector(conn, run.id, person_id)
     if vector is not None:
         view.what_if = what_if_inputs(view.explanations, vector, set(model_features))
@@ -106,29 +100,20 @@ def load_person(
 
 
 def plan_rows(
-    explanations: dict[str, dict[str, Any]], actions: list[dict[str, Any]]
-) -> list[PlanRow]:
-    """Both outcomes' suggested items, the raising drivers behind each, and its last record."""
-    rows: dict[str, PlanRow] = {}
-    for outcome in OUTCOMES:
-        body = explanations.get(outcome)
-        if body is None:
-            continue
-        for item in body["plan_items"]:
-            row = rows.setdefault(item["id"], PlanRow(item["id"], [], [], None))
-            row.outcomes.append(outcome)
-            row.because += [
-                d
-                for d in body["drivers"]
-                if d["plan_item"] == item["id"]
-                and d["contribution"] > 0
-                and d["sentence_zh"] not in {b["sentence_zh"] for b in row.because}
-            ]
+    explanations: dict[str, dict[str, Any]],
+    alerts: list[dict[str, Any]],
+    actions: list[dict[str, Any]],
+) -> list[PlanSuggestion]:
+    """The suggested items (:func:`serving.reasons.suggested_plan`) with their last record."""
+    drivers = {o: b["drivers"] for o, b in explanations.items()}
+    bands = {o: b["band"] for o, b in explanations.items()}
+    rows = suggested_plan(drivers, bands, alerts)
+    by_id = {r.id: r for r in rows}
     for a in actions:  # newest first
-        found = rows.get(a["plan_item"] or "")
+        found = by_id.get(a["plan_item"] or "")
         if a["kind"] == "plan_item" and found is not None and found.last is None:
             found.last = a
-    return list(rows.values())
+    return rows
 
 
 def what_if_inputs(

@@ -21,8 +21,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
+from serving import reasons
 from serving.auth import Principal
-from serving.bands import BAND_NAMES
+from serving.bands import BAND_NAMES, THRESHOLDS
 
 from . import words
 from .i18n import HTML_LANG, LANG_COOKIE, ROLE_KEYS, lang_of, translator
@@ -52,6 +53,8 @@ def environment() -> Environment:
     )
     env.globals["words"] = words
     env.globals["band_names"] = {level: (zh, en) for level, (_, zh, en) in BAND_NAMES.items()}
+    env.globals["reasons"] = reasons
+    env.globals["thresholds"] = THRESHOLDS
     env.filters["num"] = number
     return env
 

@@ -139,7 +139,7 @@ def test_person_page_shows_scores_trend_drivers_plan_what_if_and_timeline(as_use
     before = _audit(site, "w1", "web_person", "p-01")
     r = client.get("/people/p-01")
     assert r.status_code == 200
-    for part in ("复吸风险", "脱管失控风险", 'class="trend"', "升高风险", "建议措施", "假设分析"):
+    for part in ("复吸风险", "脱管失控风险", 'class="trend"', "推高风险", "建议措施", "假设分析"):
         assert part in r.text, part
     assert r.text.count("<polyline") == 2 and 'value="done"' in r.text
     assert "在过去365天内检测阳性1次" in r.text and "尿检" in r.text

@@ -46,11 +46,14 @@ def test_driver_bars_share_a_scale_and_point_the_right_way():
 
 def test_filters_fall_back_to_defaults_on_unknown_values():
     f = parse_filters(QueryParams("outcome=x&band=high&band=bogus&band=low&alert=no&cohort=z"))
-    assert (f.outcome, f.bands, f.alert, f.cohort) == ("relapse", ("low", "high"), "", "")
+    assert (f.sort, f.bands, f.alert, f.cohort) == ("priority", ("low", "high"), "", "")
+    assert f.query() == "band=low&band=high"  # who first today is the default, not in links
     g = parse_filters(QueryParams("outcome=loss_of_contact&alert=any&cohort=first_90_days"))
     assert g.query(view="print") == (
-        "outcome=loss_of_contact&alert=any&cohort=first_90_days&view=print"
+        "sort=loss_of_contact&alert=any&cohort=first_90_days&view=print"
     )
+    assert parse_filters(QueryParams("sort=relapse&outcome=loss_of_contact")).sort == "relapse"
+    assert parse_filters(QueryParams("sort=bogus")).sort == "priority"
 
 
 def test_redirects_stay_on_this_site():

@@ -1,0 +1,114 @@
+"""The worker's morning over real HTTP: who first today, reasons, plan items, printout, wording.
+
+The expected order is computed here from the API's own stored items (both
+outcomes) with the rule as docs/pages.md writes it, independently of
+:mod:`serving.priority`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from serving.bands import THRESHOLDS
+
+ROW = re.compile(r'<tr class="row-band-(\d)">(.*?)</tr>', re.S)
+
+
+def _api_items(client, token: str) -> dict[str, dict[str, dict]]:
+    people: dict[str, dict[str, dict]] = {}
+    for outcome in ("relapse", "loss_of_contact"):
+        r = client.get(
+            f"/api/v1/risk-lists/me?outcome={outcome}&limit=100",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert r.status_code == 200, r.text
+        for item in r.json()["items"]:
+            people.setdefault(item["person_id"], {})[outcome] = item
+    return people
+
+
+def _documented_order(people: dict[str, dict[str, dict]]) -> list[str]:
+    def key(pid: str) -> tuple:
+        items = people[pid]
+        band = max(i["band"]["level"] for i in items.values())
+        alert = any(i["alerts"] for i in items.values())
+        unusual = max(i["p"] / THRESHOLDS[o][0] for o, i in items.items())
+        return (-band, not alert, -unusual, pid)
+
+    return sorted(people, key=key)
+
+
+def test_who_first_today_is_one_order_over_both_outcomes(as_user, site):
+    for name in ("w1", "w2"):
+        client = as_user(name)
+        page = client.get("/my-list")
+        assert page.status_code == 200
+        shown = re.findall(r'class="person-link">(p-\d+)<', page.text)
+        client.cookies.clear()
+        expected = _documented_order(_api_items(client, site.tokens[name]))
+        assert shown == expected, name
+        client = as_user(name)
+        rows = ROW.findall(client.get("/my-list").text)
+        levels = [int(level) for level, _ in rows]
+        assert levels == sorted(levels, reverse=True)  # a higher band is never below a lower one
+        for _, cells in rows:  # both outcomes on every row
+            assert cells.count('class="band band-') == 2
+    client = as_user("w1")
+    by_lost = client.get("/my-list?sort=loss_of_contact")
+    assert "脱管失控风险" in by_lost.text and 'value="loss_of_contact" checked' in by_lost.text
+
+
+def test_row_one_shows_a_recent_sign_and_a_plan_item_and_high_rows_always_have_a_plan(as_user):
+    client = as_user("w1")
+    rows = ROW.findall(client.get("/my-list").text)
+    level, first = rows[0]
+    reason = re.search(r'<td class="reason"[^>]*>(.*?)</td>', first, re.S)
+    assert reason is not None
+    assert "▲" in reason.group(1) and "背景" not in reason.group(1)
+    assert "检测阳性" in reason.group(1) and 'class="small plan-line"' in reason.group(1)
+    for level, cells in rows:
+        if int(level) >= 3:
+            assert "plan-line" in cells
+    person = client.get("/people/p-01").text
+    assert "没有建议措施" not in person and 'name="plan_item" value="medical_referral"' in person
+
+
+def test_no_raw_contributions_repeated_directions_or_model_names_on_worker_pages(as_user):
+    client = as_user("w1")
+    pages = [client.get(u).text for u in ("/my-list", "/my-list?view=print", "/people/p-01")]
+    pages += [client.get(u + ("&" if "?" in u else "?") + "lang=en").text for u in ("/my-list",)]
+    client.cookies.delete("sf_lang")
+    for html in pages:
+        assert not re.search(r"[（(][+-]\d+\.\d+[）)]", html)
+        assert "升高风险" not in html and "raises risk</span>" not in html
+    person = pages[2]
+    assert "sunflower-relapse" not in person and "近期迹象" in person and "背景情况" in person
+    # background facts are kept, under their own heading, not as the reason
+    background = person.split("背景情况（不可干预")[1].split("</ul>")[0]
+    assert "曾强制隔离戒毒2次" in background
+    admin = as_user("admin").get("/people/p-01").text
+    assert "sunflower-relapse v1" in admin
+
+
+def test_printout_keeps_both_outcomes_the_data_age_and_a_notes_column(as_user):
+    client = as_user("w1")
+    printed = client.get("/my-list?view=print").text
+    head = printed.split("<thead>")[1].split("</thead>")[0]
+    for word in ("复吸风险", "脱管失控风险", "备注", "已完成（签名/日期）"):
+        assert word in head, word
+    assert re.search(r"评分日期 <strong>2025-06-01</strong> · \d+ 天前", printed)
+    body = printed.split("<tbody>")[1]
+    assert body.count('class="band band-') == 2 * body.count("<tr>")
+    assert body.count('class="notes"') == body.count("<tr>")
+
+
+def test_bands_legend_data_age_and_change_since_the_previous_run(as_user):
+    client = as_user("w1")
+    html = client.get("/my-list").text
+    assert re.search(r"评分日期 <strong>2025-06-01</strong> · \d+ 天前", html)
+    assert "≥ 3%" in html and "≥ 10%" in html and "同样的百分比可能是不同的等级" in html
+    # the district was scored 2025-05-31 and 2025-06-01: every row compares with the day before
+    assert "首次评分" not in html and "还没有上一次评分" not in html
+    assert html.count("个百分点") + html.count("无变化") >= 4
+    person = client.get("/people/p-01").text
+    assert re.search(r"评分日期 <strong>2025-06-01</strong> · \d+ 天前", person)
