@@ -165,8 +165,11 @@ def run_features_job(
     memory_limit: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
     entities: pd.DataFrame | None = None,
+    dates: list[pd.Timestamp] | None = None,
 ) -> dict[str, Any]:
-    """Write features (+ labels) for one as_of, a panel, or given entity rows; return the manifest.
+    """Write features (+ labels) for one as_of, a panel, given dates or entity rows.
+
+    Returns the manifest. ``dates`` is a panel given as its list of as_of dates.
 
     ``entities`` (person_id, as_of) are rows of persons in ``persons``, e.g.
     each person on their own programme days; cohort rules still apply.
@@ -175,14 +178,15 @@ def run_features_job(
     fallback (derived labels); ``chunk_rows`` caps the entity rows per chunk.
     Runs inside :func:`features.columnar.job_memory` (freed memory reused, no huge pages).
     """
-    if sum(x is not None for x in (as_of, panel, entities)) != 1:
+    if sum(x is not None for x in (as_of, panel, entities, dates)) != 1:
         raise ValueError(
-            "give exactly one of as_of=DATE, panel=(START, END, EVERY) or entities=FRAME"
+            "give exactly one of as_of=DATE, panel=(START, END, EVERY), dates=[...] "
+            "or entities=FRAME"
         )
     with job_memory():
         return _run(
             persons, events, out, as_of, panel, horizon_days, catalog, config,
-            threads, memory_limit, chunk_rows, entities,
+            threads, memory_limit, chunk_rows, entities, dates,
         )  # fmt: skip
 
 
@@ -199,6 +203,7 @@ def _run(
     memory_limit: str | None,
     chunk_rows: int,
     entities: pd.DataFrame | None = None,
+    given_dates: list[pd.Timestamp] | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     catalog, config = catalog or load_catalog(), config or load_label_config()
@@ -208,7 +213,7 @@ def _run(
     elif as_of is not None:
         dates = [pd.Timestamp(str(as_of)).normalize()]
     else:
-        dates = []
+        dates = sorted(pd.Timestamp(d).normalize() for d in (given_dates or []))
     stages: dict[str, float] = {}
     mark = time.perf_counter()
 
@@ -294,7 +299,7 @@ def _run(
     lap("fingerprint")
     manifest = {
         "job": "features",
-        "mode": "entities" if entities is not None else "as_of" if panel is None else "panel",
+        "mode": "entities" if entities is not None else "as_of" if as_of is not None else "panel",
         "as_of_dates": [str(d.date()) for d in dates] if entities is None else [],
         "every": None if panel is None else panel[2],
         "catalog_version": catalog.catalog_version,

@@ -64,6 +64,8 @@ class PanelConfig(_Strict):
     horizon_days: int | None = Field(default=None, ge=1)
     grid: Literal["calendar", "programme"] = "calendar"
     first_day: int = Field(default=0, ge=0)
+    #: calendar grid: as_of dates this many days after each grid date (e.g. 0, 7, 14, 21)
+    offsets_days: tuple[int, ...] = Field(default=(0,), min_length=1)
 
     _every = field_validator("every")(_span)
 

@@ -30,7 +30,7 @@ import pandas as pd
 
 from features.catalog import load_catalog
 from features.config import OUTCOMES, LabelConfig, load_label_config
-from features.jobs import run_features_job
+from features.jobs import panel_dates, run_features_job
 from models.config import FoldConfig, ModelConfig, span_offset
 
 KEYS = ("person_id", "as_of")
@@ -179,11 +179,16 @@ def build_panel(
     # Default start: the month of the first recorded event (no history before it).
     first = pd.Timestamp(cfg.panel.start or events["ts"].min())
     start = first.normalize().replace(day=1) if cfg.panel.start is None else first
-    grid: dict[str, Any] = (
-        {"panel": (start, cutoff.normalize(), cfg.panel.every)}
-        if cfg.panel.grid == "calendar"
-        else {"entities": programme_entities(persons, cutoff, cfg.panel.first_day, cfg.panel.every)}
-    )
+    grid: dict[str, Any]
+    if cfg.panel.grid == "programme":
+        entities = programme_entities(persons, cutoff, cfg.panel.first_day, cfg.panel.every)
+        grid = {"entities": entities}
+    elif cfg.panel.offsets_days == (0,):
+        grid = {"panel": (start, cutoff.normalize(), cfg.panel.every)}
+    else:
+        base = panel_dates(start, cutoff.normalize(), cfg.panel.every)
+        days = sorted({d + pd.Timedelta(days=k) for d in base for k in cfg.panel.offsets_days})
+        grid = {"dates": [d for d in days if d <= cutoff.normalize()]}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         manifest = run_features_job(
             persons, events, out=Path(tmp), horizon_days=horizon, config=labels, **grid
