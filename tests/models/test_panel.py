@@ -163,3 +163,13 @@ def test_config_init_and_show(tmp_path, monkeypatch):
     (tmp_path / "config" / "labels.yaml").write_text(bad)
     shown = runner.invoke(app, ["config", "show"])
     assert shown.exit_code == 1 and "horizon" in shown.output
+
+
+def test_offsets_put_several_as_of_dates_in_each_month(inputs, cfg):
+    from models.panel import build_panel
+
+    dense = cfg.updated(panel={"offsets_days": [0, 14]})
+    panel = build_panel(inputs, dense)
+    days = {d.day for d in panel.dates}
+    assert days == {1, 15}
+    assert all(d <= panel.cutoff for d in panel.dates)
