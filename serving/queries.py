@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from datetime import time as clock
 from typing import Any
 
 import orjson
@@ -277,3 +278,19 @@ def previous_run(conn: Connection, run: Run) -> Run | None:
         .limit(1)
     ).first()
     return Run(row.id, row.as_of) if row else None
+
+
+def last_events(
+    conn: Connection, person_id: str, types: Sequence[str], before: date
+) -> dict[str, dict[str, Any]]:
+    """The person's latest event of each of ``types`` that happened before ``before``."""
+    rows = conn.execute(
+        sa.select(events.c.type, events.c.ts, events.c.result)
+        .where(
+            events.c.person_id == person_id,
+            events.c.type.in_(list(types)),
+            events.c.ts < datetime.combine(before, clock()),
+        )
+        .order_by(events.c.ts)
+    ).mappings()
+    return {r["type"]: dict(r) for r in rows}

@@ -12,6 +12,9 @@ is one of three kinds, :func:`kind_of`:
   when the worker, the family or the lab is already worried, so the model
   reads it as a sign of concern. It is worded so ("值得留意的信号：…") and
   suggests no plan item (more of the same contact is not a plan);
+* ``quiet`` — a count of trouble (missed check-ins, positives, purchases…)
+  that is 0 yet linked with higher risk: nothing happened, so it is shown but
+  is neither the reason (while anything else qualifies) nor a plan item;
 * ``background`` — a fixed fact (age, age at first use, years of use, prior
   detox, household, days in or to the end of the agreement): context on the
   person page, never "the reason".
@@ -19,7 +22,7 @@ is one of three kinds, :func:`kind_of`:
 :func:`main_reason` picks the list's one reason: the strongest risk-raising
 sign of the leading outcome, else of the other outcome, else a concern, else
 (only when nothing else raises the risk) the strongest sign that lowers it,
-else the strongest background fact, labelled as background. :func:`phrase`
+else a quiet count, else the strongest background fact, labelled as background. :func:`phrase`
 words a driver without the model's raw contribution: the fact, then the size
 in words (明显/—/略微), with no repeated direction words.
 
@@ -42,7 +45,7 @@ from models.explain import MODERATE, STRONG
 from serving.explain import plan_item_words
 from serving.priority import times_usual
 
-Kind = Literal["sign", "concern", "background"]
+Kind = Literal["sign", "concern", "quiet", "background"]
 Lang = Literal["zh", "en"]
 
 #: Catalog entries that count contact the person received: raising risk, they signal concern.
@@ -54,6 +57,28 @@ SUPPORT_CONTACTS = frozenset(
         "home_visits",
         "checkins_attended",
         "tests",
+    }
+)
+
+#: Catalog entries that count trouble (missed, positive, moves, purchases…): at 0 nothing
+#: happened, so a 0 that the model links with higher risk is not a sign to act on.
+TROUBLE_COUNTS = frozenset(
+    {
+        "checkins_missed",
+        "checkins_missed_in_a_row",
+        "tests_positive",
+        "tests_refused",
+        "home_visits_not_home",
+        "home_visits_not_home_in_a_row",
+        "home_visits_moving",
+        "home_visits_concern",
+        "transfers_in",
+        "transfers_out",
+        "leave_notices",
+        "leave_days",
+        "lost_contacts",
+        "medicine_purchases",
+        "medicine_quantity",
     }
 )
 
@@ -112,8 +137,11 @@ def kind_of(driver: Mapping[str, Any]) -> Kind:
     spec = spec_of(driver)
     if spec in _static_specs() or not driver.get("actionable", False):
         return "background"
-    if spec in SUPPORT_CONTACTS and driver["contribution"] > 0:
+    raises = driver["contribution"] > 0
+    if spec in SUPPORT_CONTACTS and raises:
         return "concern"
+    if spec in TROUBLE_COUNTS and raises and driver.get("value") == 0:
+        return "quiet"
     return "sign"
 
 
@@ -174,6 +202,7 @@ def main_reason(drivers: Mapping[str, list[Mapping[str, Any]]], lead: str) -> Re
         lambda d, k: k == "sign" and d["contribution"] > 0,
         lambda d, k: k == "concern",
         lambda d, k: k == "sign",
+        lambda d, k: k == "quiet",
         lambda d, k: k == "background",
     )
     for test in tests:

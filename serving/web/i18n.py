@@ -30,8 +30,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "username": ("用户名", "User name"),
     "token": ("访问令牌", "Access token"),
     "token_help": (
-        "管理员用 `sunflower users token 用户名` 生成的令牌（make run 会打印演示账号的令牌）。",
-        "The token from `sunflower users token NAME` (make run prints the demo accounts' tokens).",
+        "访问令牌由系统管理员发给您（以 sf_ 开头的一长串字符）。忘记或过期请联系管理员重新发放。",
+        "Your administrator gives you the access token (a long text starting with sf_). "
+        "If you lost it or it expired, ask them for a new one.",
     ),
     "sign_in_failed": (
         "用户名或访问令牌不正确，或令牌已失效。",
@@ -57,8 +58,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "caseload_title": ("社工 {worker} 的名单", "Caseload of worker {worker}"),
     "as_of": ("评分日期", "Scored on"),
     "no_run": (
-        "还没有已发布的评分结果。请先运行 `sunflower score`。",
-        "No published scoring run yet. Run `sunflower score` first.",
+        "还没有已发布的评分结果。每日评分完成后这里会显示名单；如长时间没有，请联系系统管理员。",
+        "No scores have been published yet. The list appears here once the daily scoring "
+        "has run; if it stays empty, contact your administrator.",
     ),
     "people_n": ("{n} 人", "{n} people"),
     "showing": ("显示 {shown} / {total} 人", "Showing {shown} of {total}"),
@@ -196,6 +198,46 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "agree_yes": ("认同", "Agree"),
     "agree_no": ("不认同", "Disagree"),
     "agree_unsaid": ("不表态", "No opinion"),
+    "not_listed_exit": (
+        "不在今日名单：协议已于 {date} 解除/终止（{result}）。",
+        "Not on today's list: the programme ended on {date} ({result}).",
+    ),
+    "not_listed_lost": (
+        "不在今日名单：自 {date} 起脱管失控（失去联系），此后没有恢复联系的记录。"
+        "请按脱管失控处置流程查找。",
+        "Not on today's list: lost contact since {date}, with no contact restored since. "
+        "Follow the lost-contact procedure.",
+    ),
+    "not_listed_transferred": (
+        "不在今日名单：已于 {date} 跨区域转出，由转入地负责。",
+        "Not on today's list: transferred out on {date}; the receiving district is in charge.",
+    ),
+    "not_listed_ended": (
+        "不在今日名单：协议已于 {date} 期满。",
+        "Not on today's list: the agreement ended on {date}.",
+    ),
+    "not_listed_not_started": (
+        "不在今日名单：协议从 {date} 开始。",
+        "Not on today's list: the agreement starts on {date}.",
+    ),
+    "not_listed_other": (
+        "不在 {as_of} 的评分人群中（不在社区戒毒/康复期内）。",
+        "Not among the people scored on {as_of} (not in the programme then).",
+    ),
+    "work_date": ("工作日期", "Date of the work"),
+    "work_date_help": (
+        "家访等工作实际进行的日期（默认今天）；会写在记录的开头。",
+        "When the home visit or other work took place (default today); it is written at the "
+        "start of the record.",
+    ),
+    "work_on": ("工作日期 {date}", "done on {date}"),
+    "agree_help": (
+        "不认同：您认为这个评分明显偏高或偏低。请在备注里写明原因（例如系统不知道的情况）；"
+        "意见会记入时间线，供督导和模型负责人复核，不会改变今天的评分。",
+        "Disagree: you think the score is clearly too high or too low. Say why in the note "
+        "(for example something the system does not know); it goes into the timeline for "
+        "supervisors and model owners to review and does not change today's score.",
+    ),
     "save": ("保存记录", "Save"),
     "what_if": ("假设分析（只计算，不保存）", "What if (computed, never stored)"),
     "what_if_help": (
@@ -218,7 +260,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "source": ("来源", "source"),
     "by": ("记录人", "by"),
     "current_alerts": ("当前预警", "Current alerts"),
-    "no_alerts": ("当前没有预警。", "No alerts now."),
+    "no_alerts": (
+        "没有规则预警（报到/检测逾期、新阳性、拒检、购药、转入未接手）；风险高低请看上面的评分和原因。",
+        "No rule alert (overdue check-in or test, new positive, refusal, medicine, transfer "
+        "without a worker); see the scores and reasons above for the risk.",
+    ),
     "cohorts_of": ("所属人群", "Cohorts"),
     "not_found_title": ("找不到", "Not found"),
     "not_found": (

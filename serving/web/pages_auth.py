@@ -48,8 +48,13 @@ async def root(request: Request) -> Response:
 
 
 def _login_page(
-    request: Request, error: str | None = None, status: int = 200, nxt: str | None = None
+    request: Request,
+    error: str | None = None,
+    status: int = 200,
+    nxt: str | None = None,
+    username: str = "",
 ) -> Response:
+    """The sign-in form; after a failure it keeps the user name typed (never the token)."""
     token = new_login_csrf()
     nxt = local_path(nxt or request.query_params.get("next"), "")
     response = page(
@@ -59,6 +64,7 @@ def _login_page(
         login_csrf=token,
         error=error,
         next=nxt,
+        username=username[:64],
         signed_out=request.query_params.get("signed_out") == "1",
         status_code=status,
     )
@@ -81,13 +87,15 @@ async def login(request: Request) -> Response:
     except FormError:
         return _login_page(request, "form_expired", 400)
     if not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf")):
-        return _login_page(request, "form_expired", 403, form.get("next"))
+        return _login_page(request, "form_expired", 403, form.get("next"), form.get("username", ""))
     engine = state_of(request).engine
     signed = await asyncio.to_thread(
         sign_in, engine, form.get("username", ""), form.get("token", "")
     )
     if signed is None:
-        return _login_page(request, "sign_in_failed", 401, form.get("next"))
+        return _login_page(
+            request, "sign_in_failed", 401, form.get("next"), form.get("username", "")
+        )
     session, who = signed
     response = redirect(local_path(form.get("next"), home_of(who)))
     set_session_cookie(response, request, session)

@@ -14,6 +14,7 @@ does not exist and one outside the caller's scope get the same 404 page.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter
@@ -105,9 +106,25 @@ def _action_from(form: dict[str, str]) -> ActionIn:
             "status": form.get("status") or None,
             "outcome": outcome if outcome in OUTCOMES else None,
             "agrees_with_score": agrees,
-            "note": form.get("note", "").strip() or None,
+            "note": _dated_note(form),
         }
     )
+
+
+def _dated_note(form: dict[str, str]) -> str | None:
+    """The note, led by the date the work was done ("工作日期 2025-06-01：…") when a
+    valid past-or-today date was given on the other-work form (the API's action has
+    no date of its own; its ``at`` is when it was recorded)."""
+    note = form.get("note", "").strip()
+    raw = form.get("done_on", "").strip()
+    try:
+        done_on = dt.date.fromisoformat(raw) if raw else None
+    except ValueError:
+        done_on = None
+    if done_on is not None and done_on <= dt.date.today():
+        head = f"工作日期 {done_on.isoformat()}"
+        return f"{head}：{note}" if note else head
+    return note or None
 
 
 async def _checked_post(request: Request) -> tuple[Visitor, dict[str, str]] | Response:

@@ -69,6 +69,43 @@ class PersonView:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     plan: list[PlanSuggestion] = field(default_factory=list)
     what_if: list[WhatIfInput] = field(default_factory=list)
+    #: Why the person is not on the run's list: (message key, fill), or None when listed.
+    not_listed: tuple[str, dict[str, Any]] | None = None
+
+
+#: Events that take a person out of the daily cohort, latest first in :func:`not_listed_reason`.
+LEAVING_TYPES = ("program_exit", "lost_contact", "contact_restored", "transfer_out", "transfer_in")
+
+
+def not_listed_reason(
+    row: Any, run: queries.Run, last: dict[str, dict[str, Any]]
+) -> tuple[str, dict[str, Any]]:
+    """Why a person is not on the run's list, from their agreement and latest events.
+
+    In order: the programme ended by an exit event (completed, violation, custody,
+    …); lost contact with no contact restored since; transferred out with no
+    transfer in since; the agreement's planned end passed; the agreement has not
+    started; else not in the run's cohort for another reason.
+    """
+
+    def day(kind: str) -> str:
+        return str(last[kind]["ts"])[:10]
+
+    def after(a: str, b: str) -> bool:
+        return a in last and (b not in last or last[a]["ts"] >= last[b]["ts"])
+
+    if "program_exit" in last:
+        result = last["program_exit"]["result"]
+        return "not_listed_exit", {"date": day("program_exit"), "result": result}
+    if after("lost_contact", "contact_restored"):
+        return "not_listed_lost", {"date": day("lost_contact")}
+    if after("transfer_out", "transfer_in"):
+        return "not_listed_transferred", {"date": day("transfer_out")}
+    if row.program_end is not None and str(row.program_end) <= run.as_of.isoformat():
+        return "not_listed_ended", {"date": str(row.program_end)[:10]}
+    if row.program_start is not None and str(row.program_start) > run.as_of.isoformat():
+        return "not_listed_not_started", {"date": str(row.program_start)[:10]}
+    return "not_listed_other", {"as_of": run.as_of.isoformat()}
 
 
 def load_person(
@@ -85,6 +122,9 @@ def load_person(
     if run is None:
         return view
     view.scores = {s["outcome"]: s for s in queries.person_scores(conn, run.id, person_id)}
+    if not view.scores:
+        last = queries.last_events(conn, person_id, LEAVING_TYPES, run.as_of)
+        view.not_listed = not_listed_reason(row, run, last)
     view.alerts = queries.person_alerts(conn, run.id, person_id)
     for outcome in OUTCOMES:
         body = queries.explanation(conn, run.id, person_id, outcome)
@@ -145,8 +185,9 @@ def what_if_inputs(
 
 
 def _label(f: Any, lang: str) -> str:
-    """A feature's words without its number (the input field holds the number)."""
+    """A feature's words as a question about its number (the input field holds the number):
+    "已多少天没有家访", "how many home visits in the last 30 days"."""
     if f.format == "flag":
         return str(f.zh if lang == "zh" else f.en)
     text = str(f.zh if lang == "zh" else f.en)
-    return text.replace("{value}", "N")
+    return " ".join(text.replace("{value}", "多少" if lang == "zh" else "how many").split())

@@ -53,13 +53,34 @@ RESULTS: dict[str, tuple[str, str]] = {
     "transferred": ("转出", "transferred"),
     "met": ("见到本人", "met in person"),
     "not_home": ("未见到本人", "not at home"),
+    "moving": ("本人表示将搬走", "said they are moving"),
+    "concern": ("发现异常情况", "a concern noted"),
     "done": ("已完成", "done"),
     "not_done": ("未完成", "not done"),
     "not_suitable": ("不适合", "not suitable"),
 }
 
 #: Results that deserve attention in a timeline (drawn with a warning mark).
-WARNING_RESULTS = frozenset({"missed", "positive", "refused", "violation"})
+WARNING_RESULTS = frozenset(
+    {"missed", "positive", "refused", "violation", "not_home", "moving", "concern"}
+)
+
+#: An event's ``value`` with its unit (leave notice: days away; medicine: the quantity bought).
+VALUE_UNITS: dict[str, tuple[str, str]] = {
+    "leave_notice": ("外出{v}天", "{v} days away"),
+    "controlled_medicine_purchase": ("数量{v}单位", "quantity {v} units"),
+}
+
+
+def event_value(event_type: str, value: float | None, lang: Lang) -> str:
+    """An event's value in words with its unit ("外出4天"); other types: the number alone."""
+    if value is None:
+        return ""
+    v = str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+    pair = VALUE_UNITS.get(event_type)
+    return pick(pair, lang).format(v=v) if pair else v
+
+
 WARNING_TYPES = frozenset({"lost_contact", "controlled_medicine_purchase", "transfer_in"})
 
 ALERTS: dict[str, tuple[str, str]] = {

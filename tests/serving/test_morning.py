@@ -119,3 +119,18 @@ def test_every_person_at_high_or_above_gets_a_plan_item():
     from_alert = suggested_plan({"relapse": []}, {"relapse": band_words(3)}, [alert])
     assert [p.id for p in from_alert] == ["home_visit"] and from_alert[0].source == "alert"
     assert suggested_plan({"relapse": []}, {"relapse": band_words(2)}, []) == []
+
+
+def test_a_zero_count_of_trouble_is_not_a_reason_or_a_plan_item():
+    zero = driver(
+        "medicine_purchases_30d",
+        0.05,
+        "在过去30天内购买特殊药品0次，略微推高风险（+0.05）",
+        plan="pharmacy_review",
+    )
+    zero["value"] = 0.0
+    missed = driver("checkins_missed_90d", -0.1, "在过去90天内漏报到0次，略微降低风险（-0.10）")
+    assert kind_of(zero) == "quiet"
+    r = main_reason({"relapse": [zero, missed]}, "relapse")
+    assert r is not None and r.driver is missed
+    assert suggested_plan({"relapse": [zero]}, {"relapse": band_words(2)}, []) == []

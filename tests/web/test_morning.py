@@ -112,3 +112,65 @@ def test_bands_legend_data_age_and_change_since_the_previous_run(as_user):
     assert html.count("个百分点") + html.count("无变化") >= 4
     person = client.get("/people/p-01").text
     assert re.search(r"评分日期 <strong>2025-06-01</strong> · \d+ 天前", person)
+
+
+def _visible(html: str) -> str:
+    body = html.split("<main", 1)[-1]
+    body = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", body, flags=re.S)
+    body = re.sub(r"<[^>]+>", " ", body)
+    return re.sub(r"\s+", " ", body)
+
+
+def test_a_person_off_the_list_gets_the_reason_not_a_command(as_user):
+    client = as_user("admin")
+    lost = _visible(client.get("/people/p-06").text)
+    assert "自 2025-04-01 起脱管失控" in lost and "sunflower" not in lost
+    assert "没有规则预警" not in lost  # no "no alerts" line for someone who was not scored
+
+
+def test_worker_pages_have_no_code_words_placeholders_or_commands(as_user):
+    client = as_user("admin")
+    pages = [f"/people/p-0{i}" for i in range(1, 10)] + ["/caseload/w-1", "/caseload/w-2"]
+    for url in pages:
+        for lang in ("zh", "en"):
+            text = _visible(client.get(f"{url}?lang={lang}").text)
+            assert not re.search(r"\b[a-z]+_[a-z_]+\b", text), (url, lang)  # e.g. not_home
+            assert not re.search(r"[{}]|N次|N天|N岁|sunflower ", text), (url, lang)
+            if lang == "zh":
+                assert not re.search(r"\b(moving|concern|met|missed|attended)\b", text), url
+    client.cookies.delete("sf_lang")
+
+
+def test_timeline_values_carry_units_and_what_if_labels_ask_for_a_number(as_user):
+    client = as_user("w1")
+    text = _visible(client.get("/people/p-03").text)
+    assert "购买特殊药品 数量3单位" in text and "(3)" not in text
+    assert "已多少天没有任何接触" in text and "N天" not in text
+
+
+def test_sign_in_help_names_no_command_and_a_wrong_token_keeps_the_user_name(app_client):
+    app_client.cookies.clear()
+    form = app_client.get("/login")
+    assert "sunflower users" not in form.text and "`" not in _visible(form.text)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    r = app_client.post("/login", data={"username": "w1", "token": "sf_wrong", "csrf": csrf})
+    assert r.status_code == 401
+    assert 'name="username" autocomplete="username" required value="w1"' in r.text
+    assert "sf_wrong" not in r.text
+
+
+def test_other_work_is_recorded_with_the_date_it_was_done_and_disagree_is_explained(
+    as_user, site
+):
+    client = as_user("w1")
+    page = client.get("/people/p-09").text
+    assert 'type="date"' in page and "不认同：您认为这个评分明显偏高或偏低" in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = client.post(
+        "/people/p-09/actions",
+        data={"csrf": csrf, "kind": "home_visit", "done_on": "2025-05-30", "note": "见到本人"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    timeline = _visible(client.get("/people/p-09").text)
+    assert "工作日期 2025-05-30：见到本人" in timeline
