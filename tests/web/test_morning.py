@@ -159,9 +159,7 @@ def test_sign_in_help_names_no_command_and_a_wrong_token_keeps_the_user_name(app
     assert "sf_wrong" not in r.text
 
 
-def test_other_work_is_recorded_with_the_date_it_was_done_and_disagree_is_explained(
-    as_user, site
-):
+def test_other_work_is_recorded_with_the_date_it_was_done_and_disagree_is_explained(as_user, site):
     client = as_user("w1")
     page = client.get("/people/p-09").text
     assert 'type="date"' in page and "不认同：您认为这个评分明显偏高或偏低" in page
