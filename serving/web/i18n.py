@@ -322,9 +322,30 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "出所后前3个月（进入项目90天内）",
         "First 3 months after release (first 90 days)",
     ),
+    "all_members": ("展开其余 {n} 人", "Show the other {n}"),
+    "ungrouped": (
+        "没有可干预的主要原因的人（{n} 人）：升高风险的只有背景情况、关注信号或零次计数",
+        "People with no sign work can act on ({n}): only background facts, signs of concern "
+        "or zero counts raise their risk",
+    ),
+    "cohort_plan_agreement_ending": (
+        "批量安排：期满评估谈话，落实就业、家庭和社区支持的衔接，期满前完成最后一次检测。",
+        "Plan together: an end-of-agreement review, hand-over to jobs, family and community "
+        "support, a last test before the end.",
+    ),
+    "cohort_plan_transferred_in_recently": (
+        "批量安排：转衔交接走访，核对原协议与检测记录，一周内首次见面。",
+        "Plan together: a transfer hand-over visit, check the earlier agreement and test "
+        "records, first meeting within a week.",
+    ),
+    "cohort_plan_first_90_days": (
+        "批量安排：出所后前3个月复吸风险最高——加密报到和检测，安排家访与同伴教育或互助小组。",
+        "Plan together: the first 3 months carry the highest relapse risk — more frequent "
+        "check-ins and tests, home visits and peer education or support groups.",
+    ),
     "cohort_empty": ("无", "none"),
     "model_health": ("模型状态", "Model health"),
-    "champion": ("在用模型（champion）", "Champion"),
+    "champion": ("在用模型", "Model in use"),
     "version": ("版本", "Version"),
     "trained_at": ("训练时间", "Trained"),
     "loaded_at": ("加载时间", "Loaded"),

@@ -106,19 +106,7 @@ def caseload(
     if run is None:
         return None
     cond = sa.and_(scores.c.worker_id == worker_id, who.scope_filter(scores))
-    people: dict[str, dict[str, dict[str, Any]]] = {}
-    for outcome in OUTCOMES:
-        for _, raw in queries.ranked_items(
-            conn,
-            run.id,
-            outcome,
-            cond,
-            "rank_caseload",
-            alert=f.alert or None,
-            cohort=f.cohort or None,
-        ):
-            item = orjson.loads(raw)
-            people.setdefault(item["person_id"], {})[outcome] = item
+    people = both_outcomes(conn, run.id, cond, f)
     if not people and not exists(conn, run.id, OUTCOMES[0], cond):
         return None
     chosen = [(pid, items) for pid, items in people.items() if _band_ok(items, f)]
@@ -130,13 +118,45 @@ def caseload(
             chosen, key=lambda pi: (pi[1].get(f.sort, {}).get("rank_caseload", far), pi[0])
         )
     shown = ordered[:limit]
+    return ListPage(
+        run, queries.previous_run(conn, run), len(ordered), rows_for(conn, run.id, shown, f.sort)
+    )
+
+
+def both_outcomes(
+    conn: Connection, run_id: int, cond: sa.ColumnElement[bool], f: Filters | None = None
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every person matching ``cond`` in the run: person_id -> outcome -> stored item."""
+    people: dict[str, dict[str, dict[str, Any]]] = {}
+    for outcome in OUTCOMES:
+        for _, raw in queries.ranked_items(
+            conn,
+            run_id,
+            outcome,
+            cond,
+            "rank_caseload",
+            alert=(f.alert or None) if f else None,
+            cohort=(f.cohort or None) if f else None,
+        ):
+            item = orjson.loads(raw)
+            people.setdefault(item["person_id"], {})[outcome] = item
+    return people
+
+
+def rows_for(
+    conn: Connection,
+    run_id: int,
+    shown: list[tuple[str, Mapping[str, Mapping[str, Any]]]],
+    sort: str = "priority",
+) -> list[Row]:
+    """List rows of ``shown`` (in that order): reason, plan items and alerts of each."""
     pids = [pid for pid, _ in shown]
-    bodies = queries.explanations_of(conn, run.id, pids)
-    messages = alert_messages(conn, run.id, pids)
+    bodies = queries.explanations_of(conn, run_id, pids)
+    messages = alert_messages(conn, run_id, pids)
     rows = []
     for n, (pid, items) in enumerate(shown, start=1):
         drivers = {o: bodies[(pid, o)]["drivers"] for o in items if (pid, o) in bodies}
-        lead = f.sort if f.sort in items else leading_outcome(items)
+        lead = sort if sort in items else leading_outcome(items)
         alerts_now = messages.get(pid, [])
         bands = {o: i["band"] for o, i in items.items()}
         rows.append(
@@ -150,7 +170,7 @@ def caseload(
                 alerts_now,
             )
         )
-    return ListPage(run, queries.previous_run(conn, run), len(ordered), rows)
+    return rows
 
 
 def _band_ok(items: Mapping[str, Mapping[str, Any]], f: Filters) -> bool:

@@ -117,13 +117,15 @@ def _town_data(
         if town not in towns:
             return None
         args = (conn, v.who, run.id, outcome, district, town)
+        groups, ungrouped = supervision.groups(*args)
         data = {
             **base,
             "mode": "town",
             "scope": f"town:{district}/{town}",
             "kpis": supervision.kpis(conn, v.who, run.id, district, town),
             "workers": supervision.worker_lists(*args),
-            "groups": supervision.groups(*args),
+            "groups": groups,
+            "ungrouped": ungrouped,
             "cohorts": supervision.cohorts(*args),
         }
     data["health"] = _model_health(request)

@@ -3,19 +3,23 @@
 Contract: every function reads the stored rows of one published run and
 applies the caller's scope in SQL (:meth:`serving.auth.Principal.scope_filter`),
 so a supervisor sees only their town or district and an unknown town looks
-like one outside the scope (empty). Groups put each person under the catalog
-entry of their strongest risk-raising driver that a worker can act on (or,
-when none of the stored top drivers is actionable, the strongest raising one;
-the API's ``/groups`` uses the strongest raising driver whatever it is), and
-name the group's most common second raising driver ("often with"), all read
-from the stored explanations. Cohorts are
-the scoring job's cohort bits: agreement ends within 60 days, transferred in
-within 30 days, first 90 days of the programme.
+like one outside the scope (empty). A worker's top people are their first
+"who first today" (:mod:`serving.priority`) with the main reason
+(:mod:`serving.reasons`). Groups put each person under the catalog entry of
+their strongest risk-raising recent sign (entries that describe the same
+thing, :data:`SAME_AS`, share a group; background facts, signs of concern and
+zero counts never make a group: those people are listed apart; the API's
+``/groups`` uses the strongest raising driver whatever it is), and name the
+group's most common second sign ("often with"), all read from the stored
+explanations. Cohorts are the scoring job's cohort bits: agreement ends within
+60 days, transferred in within 30 days, first 90 days of the programme, with
+every member.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +31,13 @@ from serving.alerts import COHORT_BITS
 from serving.auth import Principal
 from serving.db import explanations, score_runs, scores, town_kpis
 from serving.explain import feature_specs
+from serving.priority import in_priority_order
+from serving.reasons import kind_of
 
 from . import words
+from .listing import Row, both_outcomes, rows_for
 
-COHORT_SHOWN = 30
+#: Members shown before the rest of a group or cohort is folded.
 GROUP_SHOWN = 12
 
 
@@ -74,7 +81,7 @@ class WorkerList:
     size: int
     bands: dict[int, int]
     with_alert: int
-    top: list[dict[str, Any]] = field(default_factory=list)
+    top: list[Row] = field(default_factory=list)
 
 
 def worker_lists(
@@ -86,7 +93,8 @@ def worker_lists(
     town: str,
     top_n: int = 3,
 ) -> list[WorkerList]:
-    """Each worker of the town: caseload size, people per band, alerts, top ``top_n`` items."""
+    """Each worker of the town: caseload size, people per band of ``outcome``, alerts,
+    and their first ``top_n`` people "who first today" with the main reason."""
     where = _town(who, run_id, outcome, district, town)
     out: dict[str, WorkerList] = {}
     rows = conn.execute(
@@ -105,13 +113,14 @@ def worker_lists(
         w.size += int(n)
         w.bands[int(band)] = int(n)
         w.with_alert += int(alerted or 0)
-    tops = conn.execute(
-        sa.select(scores.c.worker_id, scores.c.item)
-        .where(*where, scores.c.rank_caseload <= top_n)
-        .order_by(scores.c.worker_id, scores.c.rank_caseload)
-    )
-    for wid, item in tops:
-        out[wid].top.append(orjson.loads(item))
+    cond = sa.and_(scores.c.district == district, scores.c.town == town, who.scope_filter(scores))
+    by_worker: dict[str, list[tuple[str, Mapping[str, Mapping[str, Any]]]]] = {}
+    for pid, items in both_outcomes(conn, run_id, cond).items():
+        wid = next(iter(items.values()))["worker_id"]
+        by_worker.setdefault(wid, []).append((pid, items))
+    for wid, people in by_worker.items():
+        if wid in out:
+            out[wid].top = rows_for(conn, run_id, in_priority_order(people)[:top_n])
     return sorted(out.values(), key=lambda w: (-w.bands.get(4, 0), -w.bands.get(3, 0), w.worker_id))
 
 
@@ -127,12 +136,23 @@ class Group:
     members: list[dict[str, Any]]
 
 
+#: Catalog entries that describe the same thing group together (one group, not two).
+SAME_AS = {
+    "medicine_quantity": "medicine_purchases",
+    "leave_days": "leave_notices",
+    "checkins_missed_in_a_row": "checkins_missed",
+    "home_visits_not_home_in_a_row": "home_visits_not_home",
+    "days_employed": "employed_now",
+}
+
+
 def _key_driver(drivers: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The strongest risk-raising driver a worker can act on, else the strongest raising one."""
-    raising = [d for d in drivers if d["contribution"] > 0]
-    actionable = [d for d in raising if d["actionable"]]
-    chosen = actionable or raising
-    return chosen[0] if chosen else None
+    """The strongest risk-raising recent sign (:func:`serving.reasons.kind_of`), or None:
+    background facts, signs of concern and zero counts are not a group's main driver."""
+    for d in drivers:
+        if d["contribution"] > 0 and kind_of(d) == "sign":
+            return d
+    return None
 
 
 def driver_kind(d: dict[str, Any]) -> tuple[str, str, str]:
@@ -144,6 +164,14 @@ def driver_kind(d: dict[str, Any]) -> tuple[str, str, str]:
     words (目前没有就业).
     """
     spec = feature_specs().get(d["feature"], d["feature"])
+    spec = SAME_AS.get(spec, spec)
+    if spec == "employed_now":  # days_employed raising the risk means "not employed" too
+        off = d["feature"].startswith("days_employed") or d["value"] == 0
+        return (
+            "employed_now:off" if off else "employed_now",
+            words.spec_label(spec, "zh", off),
+            words.spec_label(spec, "en", off),
+        )
     if d["value"] is None:
         zh = d["sentence_zh"].split("，")[0]
         en = d["sentence_en"].split(", ")[0]
@@ -158,8 +186,10 @@ def driver_kind(d: dict[str, Any]) -> tuple[str, str, str]:
 
 def groups(
     conn: Connection, who: Principal, run_id: int, outcome: str, district: str, town: str
-) -> list[Group]:
-    """People of the town grouped by their main risk-raising driver (actionable first)."""
+) -> tuple[list[Group], list[dict[str, Any]]]:
+    """(groups, people in none): the town's people grouped by their strongest
+    risk-raising recent sign; people with no such sign among their stored drivers
+    (only background, concern or zero counts raise their risk) are listed apart."""
     where = _town(who, run_id, outcome, district, town)
     rows = conn.execute(
         sa.select(scores.c.item, explanations.c.body)
@@ -177,10 +207,13 @@ def groups(
         .order_by(scores.c.rank_town)
     )
     by: dict[str, list[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]]] = {}
+    unplaced: list[dict[str, Any]] = []
     for item, body in rows:
         drivers = orjson.loads(body)["drivers"]
         key = _key_driver(drivers)
-        if key is not None:
+        if key is None:
+            unplaced.append(orjson.loads(item))
+        else:
             by.setdefault(driver_kind(key)[0], []).append((orjson.loads(item), key, drivers))
     out = []
     for group_key, members in by.items():
@@ -189,7 +222,7 @@ def groups(
             others = [
                 driver_kind(d)
                 for d in drivers
-                if d["contribution"] > 0 and driver_kind(d)[0] != group_key
+                if d["contribution"] > 0 and kind_of(d) == "sign" and driver_kind(d)[0] != group_key
             ]
             if others:
                 second[others[0][1:]] += 1
@@ -202,29 +235,26 @@ def groups(
                 zh=zh,
                 en=en,
                 count=len(members),
-                actionable=bool(first["actionable"]),
-                plan_item=first.get("plan_item") if first["actionable"] else None,
+                actionable=True,
+                plan_item=first.get("plan_item"),
                 often_with=common[0][0] if common and common[0][1] * 2 >= len(members) else None,
-                members=[m[0] for m in members[:GROUP_SHOWN]],
+                members=[m[0] for m in members],
             )
         )
-    return sorted(out, key=lambda g: (not g.actionable, -g.count, g.key))
+    return sorted(out, key=lambda g: (-g.count, g.key)), unplaced
 
 
 def cohorts(
     conn: Connection, who: Principal, run_id: int, outcome: str, district: str, town: str
 ) -> dict[str, tuple[int, list[dict[str, Any]]]]:
-    """Per cohort: how many, and the first :data:`COHORT_SHOWN` items by town rank."""
+    """Per cohort: how many, and every member's item by town rank."""
     where = _town(who, run_id, outcome, district, town)
     out = {}
     for kind, bit in COHORT_BITS.items():
         cond = scores.c.cohort_mask.op("&")(bit) != 0
         n = conn.execute(sa.select(sa.func.count()).where(*where, cond)).scalar_one()
         items = conn.execute(
-            sa.select(scores.c.item)
-            .where(*where, cond)
-            .order_by(scores.c.rank_town)
-            .limit(COHORT_SHOWN)
+            sa.select(scores.c.item).where(*where, cond).order_by(scores.c.rank_town)
         ).scalars()
         out[kind] = (int(n), [orjson.loads(i) for i in items])
     return out

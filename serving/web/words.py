@@ -105,14 +105,29 @@ SOURCES: dict[str, tuple[str, str]] = {
 
 
 METRICS: dict[str, tuple[str, str]] = {
-    "roc_auc": ("AUC", "AUC"),
-    "pr_auc": ("PR-AUC", "PR-AUC"),
-    "brier": ("Brier分数", "Brier score"),
-    "ece": ("校准误差ECE", "calibration error (ECE)"),
-    "precision_at_10pct": ("前10%精确率", "precision in the top 10%"),
-    "recall_at_10pct": ("前10%召回率", "recall in the top 10%"),
-    "precision_at_2_per_worker": ("每名社工前2人精确率", "precision of each worker's top 2"),
-    "recall_at_2_per_worker": ("每名社工前2人召回率", "recall of each worker's top 2"),
+    "roc_auc": (
+        "区分能力（AUC，1为完美，0.5为随机）",
+        "discrimination (AUC; 1 perfect, 0.5 chance)",
+    ),
+    "pr_auc": ("找出高风险者的能力（PR-AUC）", "finding the people at risk (PR-AUC)"),
+    "brier": (
+        "概率误差（Brier分数，越小越好）",
+        "probability error (Brier score; lower is better)",
+    ),
+    "ece": ("校准误差（ECE，越小越好）", "calibration error (ECE; lower is better)"),
+    "precision_at_10pct": (
+        "风险最高10%中确实发生的比例",
+        "share of the top 10% who had the outcome",
+    ),
+    "recall_at_10pct": ("发生者中被排进前10%的比例", "share of outcomes found in the top 10%"),
+    "precision_at_2_per_worker": (
+        "每名社工前2人中确实发生的比例",
+        "share of each worker's top 2 who had the outcome",
+    ),
+    "recall_at_2_per_worker": (
+        "发生者中排在其社工前2名的比例",
+        "share of outcomes among each worker's top 2",
+    ),
 }
 
 
@@ -164,7 +179,8 @@ def is_state(spec: str) -> bool:
 def spec_label(spec: str, lang: Lang, value_is_zero: bool = False) -> str:
     """A catalog entry as a group heading: the description without numbers.
 
-    ``{period}漏报到{value}次`` becomes ``漏报到N次``; a yes/no state
+    ``{period}漏报到{value}次`` becomes ``漏报到若干次`` ("missed several check-ins"):
+    a heading with no literal placeholder; a yes/no state
     that raises risk when it is *off* (``employed_now`` = 0) uses its "off" words.
     """
     s = _specs().get(spec)
@@ -174,5 +190,6 @@ def spec_label(spec: str, lang: Lang, value_is_zero: bool = False) -> str:
     if value_is_zero and s.kind == "state_now" and s.missing_zh and s.missing_en:
         zh, en = s.missing_zh, s.missing_en
     text = zh if lang == "zh" else en
-    text = text.replace("{period}", "").replace("{value}", "N").replace("{choice}", "…")
+    some = "若干" if lang == "zh" else "several"
+    text = text.replace("{period}", "").replace("{value}", some).replace("{choice}", "…")
     return " ".join(text.split())

@@ -172,3 +172,29 @@ def test_other_work_is_recorded_with_the_date_it_was_done_and_disagree_is_explai
     assert r.status_code == 303
     timeline = _visible(client.get("/people/p-09").text)
     assert "工作日期 2025-05-30：见到本人" in timeline
+
+
+def test_town_view_groups_act_on_signs_with_full_members_and_cohort_plans(as_user):
+    client = as_user("sup_east")
+    html = client.get("/town").text
+    text = _visible(html)
+    assert not re.search(r"N次|N天|N岁|N单位|[{}]|…", text)
+    titles = re.findall(
+        r'<article class="group" aria-labelledby="g-\d+">\s*<h3[^>]*>([^<]+)<', html
+    )
+    assert titles, "no groups"
+    for title in titles:  # a group is a recent sign, never a background fact
+        assert not re.search(r"强制隔离戒毒|首次吸毒|吸毒史|户籍|距协议期满|年龄", title), title
+    assert "批量安排：出所后前3个月复吸风险最高" in text
+    # worker lists: the first people "who first today", with a reason, not the stored sentence
+    assert not re.search(r"[（(][+-]\d+\.\d+[）)]", text)
+    w1 = html.split('<th scope="row" data-label="社工">w-1</th>')[1].split("</tr>")[0]
+    assert re.findall(r'<a href="/people/(p-\d+)">', w1)[0] == "p-01"
+
+
+def test_model_health_is_in_words_and_not_in_a_workers_navigation(as_user):
+    worker = as_user("w1").get("/my-list").text
+    assert 'href="/model-health"' not in worker
+    town = as_user("sup_east").get("/town").text
+    assert 'href="/model-health"' in town and "区分能力（AUC" in town and "在用模型" in town
+    assert "champion" not in _visible(town)

@@ -67,7 +67,7 @@ def test_numbers_and_words():
     assert words.word(words.EVENT_TYPES, "home_visit", "zh") == "家访"
     assert words.word(words.EVENT_TYPES, "new_type", "zh") == "new_type"
     assert words.plan_item("home_visit", "en") == "home visit"
-    assert words.spec_label("checkins_missed", "zh") == "漏报到N次"
+    assert words.spec_label("checkins_missed", "zh") == "漏报到若干次"
     assert words.spec_label("employed_now", "zh", value_is_zero=True) == "目前没有就业"
 
 
@@ -84,7 +84,7 @@ def test_group_keys_keep_a_categorys_choice_and_an_off_state():
     jobless = {"feature": "employed_now", "value": 0.0, "sentence_zh": "", "sentence_en": ""}
     assert driver_kind(jobless)[1:] == ("目前没有就业", "not currently employed")
     missed = {"feature": "checkins_missed_90d", "value": 2.0, "sentence_zh": "", "sentence_en": ""}
-    assert driver_kind(missed) == ("checkins_missed", "漏报到N次", "missed N check-ins")
+    assert driver_kind(missed) == ("checkins_missed", "漏报到若干次", "missed several check-ins")
 
 
 def test_every_message_exists_in_both_languages_with_the_same_placeholders():
