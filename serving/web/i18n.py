@@ -138,6 +138,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "percentage can be a different band: 5% lost contact is already medium, relapse "
         "becomes medium at 10%.",
     ),
+    "search_person": ("查找人员编号", "Find a person id"),
+    "search_help": ("输入编号的全部或一部分", "All or part of the id"),
+    "export_xlsx": ("导出 Excel", "Export to Excel"),
+    "export_csv": ("导出 CSV", "Export to CSV"),
     "print_notes": ("备注", "Notes"),
     "print_done": ("已完成（签名/日期）", "Done (sign/date)"),
     "person_title": ("人员 {pid}", "Person {pid}"),

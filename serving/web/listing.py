@@ -42,12 +42,14 @@ class Filters:
     bands: tuple[str, ...] = ()
     alert: str = ""
     cohort: str = ""
+    q: str = ""  # part of a person id (search), case-insensitive
 
     def query(self, **extra: str) -> str:
         """The filters as a query string (for links that keep them)."""
         parts = [("sort", "" if self.sort == "priority" else self.sort)]
         parts += [*(("band", b) for b in self.bands)]
-        parts += [("alert", self.alert), ("cohort", self.cohort), *extra.items()]
+        parts += [("alert", self.alert), ("cohort", self.cohort), ("q", self.q)]
+        parts += [*extra.items()]
         return urlencode([(k, v) for k, v in parts if v])
 
 
@@ -63,6 +65,7 @@ def parse_filters(q: QueryParams) -> Filters:
         bands=tuple(b for b in BAND_CODES if b in q.getlist("band")),
         alert=alert if alert == "any" or alert in ALERT_BITS else "",
         cohort=cohort if cohort in COHORT_BITS else "",
+        q="".join(ch for ch in q.get("q", "") if ch.isprintable()).strip()[:64],
     )
 
 
@@ -109,7 +112,12 @@ def caseload(
     people = both_outcomes(conn, run.id, cond, f)
     if not people and not exists(conn, run.id, OUTCOMES[0], cond):
         return None
-    chosen = [(pid, items) for pid, items in people.items() if _band_ok(items, f)]
+    wanted = f.q.casefold()
+    chosen = [
+        (pid, items)
+        for pid, items in people.items()
+        if _band_ok(items, f) and wanted in pid.casefold()
+    ]
     if f.sort == "priority":
         ordered = in_priority_order(chosen)
     else:

@@ -6,15 +6,19 @@ bands in words + colour + a four-step meter and their change since the
 previous run, the main reason and plan items (:mod:`serving.reasons`),
 alerts, the data's age, filters (sort, band, alert, cohort) and a printable
 version (``?view=print``) that keeps both outcomes, the data's age and a
-notes column. ``/caseload/{id}`` serves supervisors and admins
-(and a worker's own id); a caseload outside the caller's scope is the same 404
-page as an unknown one. Each view writes one audit line (``web_list``).
+notes column; ``?q=`` finds a person by (part of) their id; ``?view=xlsx`` and
+``?view=csv`` download every matching row as shown (:mod:`serving.web.sheets`),
+audited one line per exported person (``web_export``). ``/caseload/{id}``
+serves supervisors and admins (and a worker's own id); a caseload outside the
+caller's scope is the same 404 page as an unknown one. Each view writes one
+audit line (``web_list``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from urllib.parse import quote
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -23,11 +27,15 @@ from starlette.responses import Response
 from serving import queries
 from serving.audit import Entry
 
+from . import sheets
+from .i18n import lang_of
 from .listing import OUTCOMES, ListPage, caseload, parse_filters
 from .render import page, redirect
 from .visitor import Visitor, home_of, state_of, to_sign_in, visitor
 
 router = APIRouter(include_in_schema=False)
+#: Rows in one export (a caseload is about 20 people).
+EXPORT_MAX = 10_000
 
 
 @router.get("/my-list")
@@ -60,17 +68,23 @@ async def _caseload_page(request: Request, v: Visitor, worker_id: str, own: bool
     state = state_of(request)
     f = parse_filters(request.query_params)
 
+    view = request.query_params.get("view", "")
+    exporting = view in ("csv", "xlsx")
+    limit = EXPORT_MAX if exporting else state.settings.page_max
+
     def load() -> tuple[bool, ListPage | None]:
         with state.engine.connect() as conn:
             if queries.run_for(conn, None) is None:
                 return False, None
-            return True, caseload(conn, v.who, worker_id, f, state.settings.page_max)
+            return True, caseload(conn, v.who, worker_id, f, limit)
 
     has_run, found = await asyncio.to_thread(load)
     if not has_run:
         return page(request, "no_run.html", v.who, v.csrf)
     if found is None:
         return not_found(request, v)
+    if exporting:
+        return await _export(request, v, worker_id, found, view)
     await state.audit.record(
         Entry(
             v.who,
@@ -79,7 +93,7 @@ async def _caseload_page(request: Request, v: Visitor, worker_id: str, own: bool
             {"scope": f"worker:{worker_id}", "run_id": found.run.id, "n": len(found.rows)},
         )
     )
-    printing = request.query_params.get("view") == "print"
+    printing = view == "print"
     return page(
         request,
         "list_print.html" if printing else "my_list.html",
@@ -92,4 +106,33 @@ async def _caseload_page(request: Request, v: Visitor, worker_id: str, own: bool
         base=request.url.path,
         outcomes=OUTCOMES,
         printed_at=datetime.now().strftime("%Y-%m-%d %H:%M"),
+    )
+
+
+async def _export(
+    request: Request, v: Visitor, worker_id: str, found: ListPage, kind: str
+) -> Response:
+    """The list as shown (order, both outcomes, reason, plan, alerts) as CSV or .xlsx.
+
+    The file is rendered first; then one audit line per exported person
+    (``web_export``), as the API's export does; then the download.
+    """
+    lang = lang_of(request)
+    name = f"list-{worker_id}-{found.run.as_of}.{kind}"
+    if kind == "csv":
+        content, media = sheets.csv_file(found.rows, lang), "text/csv; charset=utf-8"
+    else:
+        content, media = sheets.xlsx_file(found.rows, lang), sheets.XLSX_TYPE
+    scope = {"scope": f"worker:{worker_id}", "run_id": found.run.id, "format": kind}
+    await state_of(request).audit.record(
+        *[Entry(v.who, "web_export", r.person_id, scope) for r in found.rows]
+    )
+    return Response(
+        content,
+        media_type=media,
+        headers={
+            "Content-Disposition": f'attachment; filename="{quote(name)}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
     )

@@ -198,3 +198,65 @@ def test_model_health_is_in_words_and_not_in_a_workers_navigation(as_user):
     town = as_user("sup_east").get("/town").text
     assert 'href="/model-health"' in town and "区分能力（AUC" in town and "在用模型" in town
     assert "champion" not in _visible(town)
+
+
+def _xlsx_rows(content: bytes) -> list[list[str]]:
+    import io
+    import zipfile
+    from xml.etree import ElementTree
+
+    ns = {"s": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    with zipfile.ZipFile(io.BytesIO(content)) as z:
+        assert "xl/workbook.xml" in z.namelist()
+        root = ElementTree.fromstring(z.read("xl/worksheets/sheet1.xml"))
+    rows = []
+    for row in root.iterfind(".//s:row", ns):
+        cells = []
+        for c in row.iterfind("s:c", ns):
+            text = c.find("s:is/s:t", ns)
+            value = c.find("s:v", ns)
+            cells.append(text.text if text is not None else value.text)
+        rows.append(cells)
+    return rows
+
+
+def test_search_finds_a_person_and_exports_hold_the_lists_rows(as_user, site):
+    client = as_user("w1")
+    found = client.get("/my-list?q=P-03")
+    assert re.findall(r'class="person-link">(p-\d+)<', found.text) == ["p-03"]
+    assert 'value="P-03"' in found.text
+    shown = re.findall(r'class="person-link">(p-\d+)<', client.get("/my-list").text)
+    before = _audit_count(site, "w1", "web_export")
+    xlsx = client.get("/my-list?view=xlsx")
+    assert xlsx.status_code == 200 and xlsx.headers["content-type"].startswith(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    rows = _xlsx_rows(xlsx.content)
+    assert rows[0][:2] == ["排名", "人员编号"] and "脱管失控风险 · 风险等级" in rows[0]
+    assert [r[1] for r in rows[1:]] == shown
+    assert _audit_count(site, "w1", "web_export") == before + len(shown)
+    try:
+        import openpyxl
+    except ImportError:
+        openpyxl = None
+    if openpyxl is not None:  # opened by a real spreadsheet reader when one is installed
+        import io
+
+        sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content)).active
+        assert [sheet.cell(row=i + 2, column=2).value for i in range(len(shown))] == shown
+    csv_text = client.get("/my-list?view=csv&band=very_high").content.decode("utf-8-sig")
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("排名,人员编号") and lines[1].split(",")[1] == "p-01"
+    assert len(lines) == 2
+
+
+def _audit_count(site, username: str, action: str) -> int:
+    import sqlalchemy as sa
+
+    with site.engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text("SELECT count(*) FROM audit_log WHERE username = :u AND action = :a"),
+                {"u": username, "a": action},
+            ).scalar_one()
+        )
