@@ -43,8 +43,13 @@ run: setup
 	$(SUNFLOWER) serve --host $(HOST) --port $(PORT)
 
 # Lint first (ruff, format check, mypy, import-linter), then every test.
-test: lint
+test: lint tests/web/node_modules/.installed
 	$(PY) -m pytest -n 2 --dist loadgroup tests
+
+# axe-core (npm, pinned in tests/web/package-lock.json) for the browser tests' accessibility check.
+tests/web/node_modules/.installed: tests/web/package.json tests/web/package-lock.json
+	npm ci --prefix tests/web --no-audit --no-fund
+	touch $@
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -300,6 +300,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "caseload": ("名单人数", "Caseload"),
     "with_alert": ("有预警", "With an alert"),
     "top_people": ("风险最高的人", "Highest risk"),
+    "open_col": ("打开", "Open"),
     "full_list": ("完整名单", "Full list"),
     "groups": ("一类一策：主要原因相同的人", "一类一策: people sharing a main driver"),
     "groups_help": (

@@ -112,3 +112,42 @@ def test_the_morning(page: Any, live: Live, tmp_path: Path) -> None:
     info.value.save_as(saved)
     rows = _xlsx_rows(saved.read_bytes())
     assert [r[1] for r in rows[1:]] == shown
+
+
+AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's violations on the current page (WCAG 2.x A and AA rules and best practice)."""
+    if not AXE.exists():
+        pytest.fail("axe-core is not installed: run `npm ci --prefix tests/web` (.ci/run does it)")
+    page.add_script_tag(content=AXE.read_text("utf-8"))
+    result = page.evaluate("async () => (await axe.run(document)).violations")
+    return [{"id": v["id"], "nodes": [n["target"] for n in v["nodes"]][:5]} for v in result]
+
+
+def test_every_page_passes_axe_at_both_widths(browser: Any, live: Live) -> None:
+    pages = {
+        "w1": ["/my-list", "/my-list?view=print", "/people/p-01", "/people/p-09"],
+        "sup_east": ["/town", "/caseload/w-2", "/people/p-04", "/model-health"],
+        "admin": ["/town?district=示例区", "/people/p-06"],
+    }
+    found: dict[str, list[dict[str, Any]]] = {}
+    for viewport in (DESKTOP, TABLET):
+        context = browser.new_context(viewport=viewport, locale="zh-CN", bypass_csp=True)
+        context.set_default_timeout(10_000)
+        pg = context.new_page()
+        pg.goto(f"{live.url}/login")
+        found[f"/login@{viewport['width']}"] = axe_violations(pg)
+        for name, urls in pages.items():
+            pg.context.clear_cookies()
+            pg.goto(f"{live.url}/login")
+            pg.fill("#username", name)
+            pg.fill("#token", live.scored.tokens[name])
+            pg.keyboard.press("Enter")
+            pg.wait_for_url(lambda u: "/login" not in u)
+            for url in urls:
+                pg.goto(f"{live.url}{url}")
+                found[f"{url}@{viewport['width']}"] = axe_violations(pg)
+        context.close()
+    assert {k: v for k, v in found.items() if v} == {}
