@@ -294,3 +294,37 @@ def last_events(
         .order_by(events.c.ts)
     ).mappings()
     return {r["type"]: dict(r) for r in rows}
+
+
+def alert_kinds(conn: Connection, run_id: int, person_ids: Sequence[str]) -> dict[str, set[str]]:
+    """The alert kinds each person had in a run (to tell which alerts are new since)."""
+    out: dict[str, set[str]] = {}
+    for lo in range(0, len(person_ids), 500):
+        rows = conn.execute(
+            sa.select(alerts.c.person_id, alerts.c.kind).where(
+                alerts.c.run_id == run_id, alerts.c.person_id.in_(list(person_ids[lo : lo + 500]))
+            )
+        )
+        for pid, kind in rows:
+            out.setdefault(pid, set()).add(kind)
+    return out
+
+
+def events_recorded_since(
+    conn: Connection, person_ids: Sequence[str], since: date
+) -> dict[str, int]:
+    """How many events of each person were recorded on or after ``since`` (not in its scores)."""
+    out: dict[str, int] = {}
+    start = datetime.combine(since, clock())
+    for lo in range(0, len(person_ids), 500):
+        rows = conn.execute(
+            sa.select(events.c.person_id, sa.func.count())
+            .where(
+                events.c.person_id.in_(list(person_ids[lo : lo + 500])),
+                events.c.recorded_at >= start,
+            )
+            .group_by(events.c.person_id)
+        )
+        for pid, n in rows:
+            out[pid] = int(n)
+    return out

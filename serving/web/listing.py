@@ -87,11 +87,50 @@ class Row:
 
 
 @dataclass
+class Since:
+    """What changed since the previous run, for the rows shown (list and person page)."""
+
+    band_up: list[str] = field(default_factory=list)
+    band_down: list[str] = field(default_factory=list)
+    first_scored: list[str] = field(default_factory=list)
+    new_alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    new_events: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return any((self.band_up, self.band_down, self.new_alerts, self.new_events))
+
+
+@dataclass
 class ListPage:
     run: queries.Run
     previous: queries.Run | None
     total: int
     rows: list[Row] = field(default_factory=list)
+    since: Since = field(default_factory=Since)
+
+
+def since_previous(
+    conn: Connection, run: queries.Run, previous: queries.Run | None, rows: list[Row]
+) -> Since:
+    """Band changes and new alerts since ``previous``; events recorded since ``run``'s date."""
+    out = Since()
+    pids = [r.person_id for r in rows]
+    out.new_events = queries.events_recorded_since(conn, pids, run.as_of)
+    if previous is None:
+        return out
+    before = queries.alert_kinds(conn, previous.id, pids)
+    for r in rows:
+        levels = [(i.get("previous_band"), i["band"]["level"]) for i in r.items.values()]
+        if all(old is None for old, _ in levels):
+            out.first_scored.append(r.person_id)
+        elif any(old is not None and new > old for old, new in levels):
+            out.band_up.append(r.person_id)
+        elif any(old is not None and new < old for old, new in levels):
+            out.band_down.append(r.person_id)
+        fresh = [a for a in r.alerts if a.get("kind") not in before.get(r.person_id, set())]
+        if fresh:
+            out.new_alerts[r.person_id] = fresh
+    return out
 
 
 def caseload(
@@ -126,9 +165,9 @@ def caseload(
             chosen, key=lambda pi: (pi[1].get(f.sort, {}).get("rank_caseload", far), pi[0])
         )
     shown = ordered[:limit]
-    return ListPage(
-        run, queries.previous_run(conn, run), len(ordered), rows_for(conn, run.id, shown, f.sort)
-    )
+    previous = queries.previous_run(conn, run)
+    rows = rows_for(conn, run.id, shown, f.sort)
+    return ListPage(run, previous, len(ordered), rows, since_previous(conn, run, previous, rows))
 
 
 def both_outcomes(

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 from starlette.requests import Request
 from starlette.responses import Response
 
+from features.contract import local_now
 from serving.auth import SESSION_LABEL, Principal, hash_token, resolve_token
 from serving.db import api_tokens
 
@@ -48,7 +49,7 @@ class FormError(ValueError):
 
 
 def _now() -> datetime:
-    return datetime.now().replace(microsecond=0)
+    return local_now().replace(microsecond=0)
 
 
 def sign_in(engine: Engine, username: str, token: str) -> tuple[str, Principal] | None:

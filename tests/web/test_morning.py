@@ -260,3 +260,27 @@ def _audit_count(site, username: str, action: str) -> int:
                 {"u": username, "a": action},
             ).scalar_one()
         )
+
+
+def test_since_the_last_scores_new_alerts_and_events_recorded_after_the_run(as_user, site):
+    from features.ingest import ingest_frames
+    from tests.factories import event, events_frame
+    from tests.serving import district
+
+    text = _visible(as_user("w2").get("/my-list").text)
+    assert "自上次评分（2025-05-31）以来" in text
+    assert "新预警 p-05 （新记录：2025-05-31拒绝检测）" in text  # not in the 05-31 run
+    late = event(
+        "p-09-late",
+        "2025-06-01T08:00:00",
+        "home_visit",
+        "p-09",
+        "not_home",
+        recorded_at="2025-06-01T09:00:00",
+    )
+    assert ingest_frames(site.engine, district.persons(), events_frame(late)).ok
+    client = as_user("w1")
+    listed = _visible(client.get("/my-list").text)
+    assert "2025-06-01 起新记录的事件（不在今天的评分里） p-09 1 条" in listed
+    person = _visible(client.get("/people/p-09").text)
+    assert "家访 未见到本人 来源: 社工 评分后新记录，未计入评分" in person
