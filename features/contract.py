@@ -16,10 +16,23 @@ Asia/Shanghai local time (China has no daylight saving, so this is lossless).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 LOCAL_TZ = "Asia/Shanghai"
+LOCAL_ZONE = ZoneInfo(LOCAL_TZ)
+
+
+def local_now() -> datetime:
+    """Now as a naive Asia/Shanghai time: the one clock for every time the service stores."""
+    return datetime.now(LOCAL_ZONE).replace(tzinfo=None)
+
+
+def with_zone(value: datetime) -> datetime:
+    """A stored (naive, Asia/Shanghai) time with its offset, as the API writes it (+08:00)."""
+    return value.replace(tzinfo=LOCAL_ZONE) if value.tzinfo is None else value
+
 
 Kind = Literal["string", "int", "float", "date", "datetime", "enum"]
 

@@ -25,7 +25,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from features.contract import EVENT_COLUMN_NAMES, PERSON_COLUMN_NAMES
+from features.contract import EVENT_COLUMN_NAMES, PERSON_COLUMN_NAMES, local_now
 from features.mapping import MappingReport, SourceMapping, apply_mapping
 from features.store import events, ingest_runs, migrate, persons
 from features.validate import (
@@ -252,7 +251,7 @@ def _open_run(conn: Connection, source: str) -> int:
     row = conn.execute(
         ingest_runs.insert()
         .values(
-            started_at=datetime.now().replace(microsecond=0),
+            started_at=local_now().replace(microsecond=0),
             source=source[:500],
             persons_received=0,
             persons_stored=0,
@@ -270,7 +269,7 @@ def _close_run(conn: Connection, run_id: int, p: TableCounts, e: TableCounts) ->
         ingest_runs.update()
         .where(ingest_runs.c.id == run_id)
         .values(
-            finished_at=datetime.now().replace(microsecond=0),
+            finished_at=local_now().replace(microsecond=0),
             persons_received=p.received,
             persons_stored=p.stored,
             events_received=e.received,

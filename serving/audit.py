@@ -25,6 +25,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from features.contract import local_now
 from serving.auth import Principal
 from serving.db import audit_log
 
@@ -50,7 +51,7 @@ class Entry:
 
 
 def _rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
-    at = datetime.now()
+    at = local_now()
     return [
         {
             "at": at,

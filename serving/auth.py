@@ -28,6 +28,7 @@ from typing import Literal, get_args
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from features.contract import local_now
 from serving.db import api_tokens, users
 
 Role = Literal["worker", "supervisor", "model_owner", "integrator", "admin"]
@@ -86,7 +87,7 @@ def hash_token(token: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now().replace(microsecond=0)
+    return local_now().replace(microsecond=0)
 
 
 def add_user(
@@ -224,6 +225,6 @@ def resolve_token(conn: Connection, token: str, *, session: bool = False) -> Pri
             users.c.active.is_(True),
         )
     ).first()
-    if row is None or (row.expires_at is not None and row.expires_at <= datetime.now()):
+    if row is None or (row.expires_at is not None and row.expires_at <= local_now()):
         return None
     return Principal(row.id, row.username, row.role, row.worker_id, row.district, row.town)

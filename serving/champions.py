@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from features.config import OUTCOMES
+from features.contract import local_now
 
 
 class DriverLike(Protocol):
@@ -81,7 +82,7 @@ class ChampionSet:
         self._loader = loader
         self._outcomes = outcomes
         self._lock = threading.Lock()
-        self.current = Loaded({}, datetime.now(), dict.fromkeys(outcomes, "not loaded yet"))
+        self.current = Loaded({}, local_now(), dict.fromkeys(outcomes, "not loaded yet"))
 
     def reload(self) -> Loaded:
         """Load every outcome's champion, then swap; keep old ones for failed outcomes."""
@@ -95,7 +96,7 @@ class ChampionSet:
                     errors[outcome] = f"{type(exc).__name__}: {exc}"[:500]
                     if outcome in self.current.champions:
                         fresh[outcome] = self.current.champions[outcome]
-            self.current = Loaded(fresh, datetime.now(), errors)
+            self.current = Loaded(fresh, local_now(), errors)
             return self.current
 
     def get(self, outcome: str) -> ChampionLike:

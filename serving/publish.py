@@ -26,6 +26,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from features.contract import local_now
 from serving import db
 from serving.db import score_runs
 from serving.queries import forget_runs
@@ -148,7 +149,7 @@ def publish_batches(
         )
         for name, rows in batches:
             bulk_insert(conn, _TABLES[name], ("run_id", *COLUMNS[name]), rows, run_id, say)
-        done: dict[str, Any] = {"finished_at": datetime.now().replace(microsecond=0)}
+        done: dict[str, Any] = {"finished_at": local_now().replace(microsecond=0)}
         if callable(seconds):
             done["seconds"] = seconds()
         conn.execute(score_runs.update().where(score_runs.c.id == run_id).values(**done))

@@ -10,9 +10,17 @@ validate those bodies against these models.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from features.contract import with_zone
+
+#: A stored time (naive, Asia/Shanghai) written with its offset: RFC 3339 date-time.
+ZonedTime = Annotated[
+    dt.datetime,
+    PlainSerializer(lambda v: with_zone(v).isoformat(), return_type=str, when_used="json"),
+]
 
 Outcome = Literal["relapse", "loss_of_contact"]
 BandCode = Literal["low", "medium", "high", "very_high"]
@@ -134,7 +142,7 @@ class Explanation(BaseModel):
 
 class Alert(BaseModel):
     kind: AlertKind
-    since: dt.datetime | None
+    since: ZonedTime | None
     zh: str
     en: str
 
@@ -164,13 +172,13 @@ class HistoryPoint(BaseModel):
 
 
 class TimelineEntry(BaseModel):
-    at: dt.datetime
+    at: ZonedTime
     kind: Literal["event", "action"]
     type: str = Field(examples=["check_in", "home_visit", "plan_item"])
     result: str | None = None
     value: float | None = None
     source: str | None = None
-    recorded_at: dt.datetime | None = None
+    recorded_at: ZonedTime | None = None
     by: str | None = Field(default=None, description="account that recorded an action")
     plan_item: str | None = None
     status: str | None = None
@@ -216,7 +224,7 @@ class ActionOut(ActionIn):
 
     id: int
     person_id: str
-    at: dt.datetime
+    at: ZonedTime
     by: str
     role: str
     run_id: int | None
@@ -365,7 +373,7 @@ class ModelInfo(BaseModel):
     trained_at: str | None
     n_features: int | None
     metrics: dict[str, Any]
-    loaded_at: dt.datetime
+    loaded_at: ZonedTime
     error: str | None
 
 
@@ -385,8 +393,8 @@ class RunInfo(BaseModel):
     status: Literal["published", "replaced"]
     n_persons: int
     models: dict[str, Any]
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
+    started_at: ZonedTime
+    finished_at: ZonedTime | None
     seconds: float | None
 
 
@@ -439,7 +447,7 @@ class Kpis(BaseModel):
 
 class AuditEntry(BaseModel):
     id: int
-    at: dt.datetime
+    at: ZonedTime
     user_id: int | None
     username: str
     role: str

@@ -39,6 +39,7 @@ from sqlalchemy.engine import Engine
 
 from features.catalog import load_catalog
 from features.config import load_label_config
+from features.contract import local_now
 from features.engine import attach, compute, connect, set_entities
 from features.store import load_event_columns, load_persons
 from serving.alerts import (
@@ -198,7 +199,7 @@ def _score_date(
     run_id, replaced = publish_batches(
         engine,
         as_of=day.date(),
-        started_at=datetime.now().replace(microsecond=0),
+        started_at=local_now().replace(microsecond=0),
         n_persons=len(who),
         models=models,
         feature_names=names,

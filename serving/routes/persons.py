@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from features.config import OUTCOMES
+from features.contract import local_now
 from serving import hot, queries
 from serving.audit import Entry, append
 from serving.auth import Principal
@@ -232,7 +233,7 @@ def record_action(person_id: str, body: ActionIn, who: PersonReader, state: Stat
             "a plan_item action names the plan item",
             [{"field": "body.plan_item", "message": "required when kind is plan_item"}],
         )
-    at = dt.datetime.now().replace(microsecond=0)
+    at = local_now().replace(microsecond=0)
     with state.engine.begin() as conn:
         if queries.visible_person(conn, who, person_id) is None:
             raise not_found()

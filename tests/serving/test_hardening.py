@@ -532,6 +532,7 @@ def test_token_expiry_must_be_positive_and_bounded(fresh, days):
 def test_a_token_without_days_expires_after_the_default(fresh):
     from datetime import datetime, timedelta
 
+    from features.contract import local_now
     from serving.auth import TOKEN_DAYS_DEFAULT, hash_token, issue_token
 
     token = issue_token(fresh.engine, "w1")
@@ -541,9 +542,7 @@ def test_a_token_without_days_expires_after_the_default(fresh):
             {"h": hash_token(token)},
         ).scalar_one()
     expires = expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)
-    assert abs(expires - (datetime.now() + timedelta(days=TOKEN_DAYS_DEFAULT))) < timedelta(
-        minutes=5
-    )
+    assert abs(expires - (local_now() + timedelta(days=TOKEN_DAYS_DEFAULT))) < timedelta(minutes=5)
 
 
 def test_cli_users_token_and_revoke_answer_bad_input_by_name(fresh, monkeypatch):
