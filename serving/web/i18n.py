@@ -108,6 +108,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "sort_priority": ("今日优先（两项风险综合）", "Who first today (both risks)"),
     "sort_relapse": ("复吸风险", "Relapse risk"),
     "sort_loss_of_contact": ("脱管失控风险", "Lost-contact risk"),
+    "sort_person": ("人员编号", "Person id"),
     "priority_rule": (
         "今日优先：先看两项风险中较高的等级，同等级时有预警的在前，再按概率高出该项常见水平的倍数排。",
         "Who first today: the higher band of the two risks first; within a band, people "

@@ -14,7 +14,7 @@ a caseload outside the caller's scope is reported like an unknown one (None).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -33,7 +33,7 @@ from serving.reasons import PlanSuggestion, Reason, leading_outcome, main_reason
 
 OUTCOMES = ("relapse", "loss_of_contact")
 #: List orders: who first today (both outcomes, :mod:`serving.priority`), or one outcome's rank.
-SORTS = ("priority", *OUTCOMES)
+SORTS = ("priority", *OUTCOMES, "person")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,10 @@ class Filters:
         parts += [("alert", self.alert), ("cohort", self.cohort), ("q", self.q)]
         parts += [*extra.items()]
         return urlencode([(k, v) for k, v in parts if v])
+
+    def sorted_by(self, sort: str) -> str:
+        """The query string of the same filters in another order (column headers)."""
+        return replace(self, sort=sort).query()
 
 
 def parse_filters(q: QueryParams) -> Filters:
@@ -159,6 +163,8 @@ def caseload(
     ]
     if f.sort == "priority":
         ordered = in_priority_order(chosen)
+    elif f.sort == "person":
+        ordered = sorted(chosen, key=lambda pi: pi[0])
     else:
         far = 1 << 30
         ordered = sorted(
@@ -224,7 +230,7 @@ def _band_ok(items: Mapping[str, Mapping[str, Any]], f: Filters) -> bool:
     if not f.bands:
         return True
     levels = {BAND_CODES[b] for b in f.bands}
-    if f.sort == "priority":
+    if f.sort not in OUTCOMES:
         return top_band(items) in levels
     item = items.get(f.sort)
     return item is not None and int(item["band"]["level"]) in levels

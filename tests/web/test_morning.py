@@ -284,3 +284,12 @@ def test_since_the_last_scores_new_alerts_and_events_recorded_after_the_run(as_u
     assert "2025-06-01 起新记录的事件（不在今天的评分里） p-09 1 条" in listed
     person = _visible(client.get("/people/p-09").text)
     assert "家访 未见到本人 来源: 社工 评分后新记录，未计入评分" in person
+
+
+def test_column_headers_sort_the_list(as_user):
+    client = as_user("w1")
+    html = client.get("/my-list?q=p-0").text
+    assert 'href="/my-list?sort=person&amp;q=p-0"' in html and 'aria-sort="descending"' in html
+    by_id = client.get("/my-list?sort=person").text
+    assert re.findall(r'class="person-link">(p-\d+)<', by_id) == ["p-01", "p-02", "p-03", "p-09"]
+    assert 'aria-sort="ascending"' in by_id
