@@ -55,6 +55,7 @@ from features.contract import (
     PERSON_COLUMNS,
     Column,
 )
+from features.validate import RAGGED_COLUMN, READ_PROBLEM
 
 Table = Literal["persons", "events"]
 TABLES: dict[Table, tuple[Column, ...]] = {"persons": PERSON_COLUMNS, "events": EVENT_COLUMNS}
@@ -240,9 +241,13 @@ def apply_mapping(
     frames: dict[Table, pd.DataFrame | None] = {"persons": persons_raw, "events": events_raw}
     files: dict[Table, str] = {"persons": persons_file, "events": events_file}
     for table, raw in list(frames.items()):
-        if raw is not None:
-            frames[table], table_report = mapping.apply(table, raw, files[table])
-            report.tables.append(table_report)
+        if raw is None or READ_PROBLEM in raw.attrs:  # unreadable: rejected whole, by name
+            continue
+        mapped, table_report = mapping.apply(table, raw, files[table])
+        if RAGGED_COLUMN in raw.columns:  # rows keep their place: the marks still apply
+            mapped[RAGGED_COLUMN] = raw[RAGGED_COLUMN].to_numpy()
+        frames[table] = mapped
+        report.tables.append(table_report)
     return frames["persons"], frames["events"], report
 
 

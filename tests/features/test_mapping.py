@@ -327,3 +327,18 @@ def test_a_format_with_an_offset_is_converted_to_local_time():
     )
     frame, _ = mapping.apply("events", pd.DataFrame({"ts": ["2024-01-01 00:30+0000", "x", ""]}))
     assert _plain(frame)["ts"] == ["2024-01-01T08:30:00.000000", "x", None]
+
+
+def test_unreadable_and_ragged_files_are_named_through_a_mapping_too(engine, tmp_path):
+    folder = _write_foreign(tmp_path / "in", PATIENTS, VISITS.iloc[:0])
+    (folder / "visits.csv").write_bytes(b"")  # empty: one whole-file rejection
+    result = ingest_dir(engine, folder, mapping=load_mapping(MAPPING))
+    assert result.rejections[["file", "code"]].values.tolist() == [["visits.csv", "empty_file"]]
+    assert len(load_persons(engine)) == 2  # the other file is still stored
+    text = (folder / "patients.csv").read_text().splitlines()
+    text[2] += ",extra"  # the second patient's row has one field too many
+    (folder / "patients.csv").write_text("\n".join(text) + "\n")
+    (folder / "visits.csv").write_bytes("recid,patid\n".encode())
+    result = ingest_dir(engine, folder, mapping=load_mapping(MAPPING))
+    ragged = result.rejections[result.rejections["code"] == "ragged_row"]
+    assert ragged[["file", "row"]].values.tolist() == [["patients.csv", 2]]
