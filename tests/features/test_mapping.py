@@ -338,7 +338,7 @@ def test_unreadable_and_ragged_files_are_named_through_a_mapping_too(engine, tmp
     text = (folder / "patients.csv").read_text().splitlines()
     text[2] += ",extra"  # the second patient's row has one field too many
     (folder / "patients.csv").write_text("\n".join(text) + "\n")
-    (folder / "visits.csv").write_bytes("recid,patid\n".encode())
+    (folder / "visits.csv").write_bytes(b"recid,patid\n")
     result = ingest_dir(engine, folder, mapping=load_mapping(MAPPING))
     ragged = result.rejections[result.rejections["code"] == "ragged_row"]
     assert ragged[["file", "row"]].values.tolist() == [["patients.csv", 2]]
