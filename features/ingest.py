@@ -36,6 +36,7 @@ from features.contract import EVENT_COLUMN_NAMES, PERSON_COLUMN_NAMES, local_now
 from features.mapping import MappingReport, SourceMapping, apply_mapping
 from features.store import events, ingest_runs, migrate, persons
 from features.validate import (
+    RAGGED_COLUMN,
     REJECTION_COLUMNS,
     Validated,
     find_input,
@@ -71,6 +72,8 @@ class IngestResult:
     files: list[str] = field(default_factory=list)
     #: The source mapping applied before validation (``ingest DIR --mapping FILE``).
     mapping: MappingReport | None = None
+    #: Columns of each file that the contract does not have: read, not stored.
+    ignored_columns: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -89,8 +92,20 @@ class IngestResult:
             "rejections_by_code": self.rejections["code"].value_counts().to_dict()
             if not self.rejections.empty
             else {},
+            "ignored_columns": self.ignored_columns,
             **mapping,
         }
+
+
+def _ignored(*tables: tuple[str, pd.DataFrame | None, tuple[str, ...]]) -> dict[str, list[str]]:
+    """Per file, the columns that are not in the contract (reported, never stored)."""
+    out = {}
+    for name, raw, known in tables:
+        if raw is not None:
+            extra = [str(c) for c in raw.columns if c not in known and c != RAGGED_COLUMN]
+            if extra:
+                out[name] = extra
+    return out
 
 
 def ingest_dir(
@@ -188,6 +203,10 @@ def ingest_frames(
         time.perf_counter() - started,
         files=files,
         mapping=mapping,
+        ignored_columns=_ignored(
+            (persons_file, persons_raw, PERSON_COLUMN_NAMES),
+            (events_file, events_raw, EVENT_COLUMN_NAMES),
+        ),
     )
     if reports_dir is not None:
         result.report_path = write_report(result, reports_dir)

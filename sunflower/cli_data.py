@@ -140,6 +140,9 @@ def ingest(
         for line in shown.itertuples(index=False):
             rej.add_row(*(str(v) for v in line))
         err.print(rej)
+    if result.mapping is None:  # with a mapping, its report names the unused columns
+        for name, cols in result.ignored_columns.items():
+            console.print(f"{name}: columns not in the contract, not stored: {', '.join(cols)}")
     console.print(f"report: {result.report_path}")
     if not result.ok:
         raise typer.Exit(EXIT_REJECTED)
