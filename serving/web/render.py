@@ -55,6 +55,7 @@ def environment() -> Environment:
     env.globals["band_names"] = {level: (zh, en) for level, (_, zh, en) in BAND_NAMES.items()}
     env.globals["reasons"] = reasons
     env.globals["thresholds"] = THRESHOLDS
+    env.globals["role_keys"] = set(ROLE_KEYS.values())
     env.filters["num"] = number
     return env
 

@@ -293,3 +293,21 @@ def test_column_headers_sort_the_list(as_user):
     by_id = client.get("/my-list?sort=person").text
     assert re.findall(r'class="person-link">(p-\d+)<', by_id) == ["p-01", "p-02", "p-03", "p-09"]
     assert 'aria-sort="ascending"' in by_id
+
+
+def test_admin_pages_list_accounts_and_the_audit_log_for_admins_only(as_user, site):
+    admin = as_user("admin")
+    users = admin.get("/admin/users")
+    assert users.status_code == 200
+    text = _visible(users.text)
+    assert "w1 禁毒社工 社工 w-1" in text and "sup_east 督导 示例区 东镇" in text
+    assert site.tokens["w1"] not in users.text and "sf_" not in text
+    audit = admin.get("/admin/audit?user=admin&action=web_admin_users")
+    lines = _visible(audit.text)
+    assert audit.status_code == 200 and "web_admin_users" in lines and "admin 管理员" in lines
+    assert 'href="/admin/audit"' in audit.text
+    for name in ("w1", "sup_east"):
+        client = as_user(name)
+        assert client.get("/admin/users").status_code == 403
+        assert client.get("/admin/audit").status_code == 403
+        assert 'href="/admin/users"' not in client.get("/").text
