@@ -216,6 +216,7 @@ def resolve_token(conn: Connection, token: str, *, session: bool = False) -> Pri
             users.c.district,
             users.c.town,
             api_tokens.c.expires_at,
+            api_tokens.c.created_at,
         )
         .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
         .where(
@@ -225,6 +226,10 @@ def resolve_token(conn: Connection, token: str, *, session: bool = False) -> Pri
             users.c.active.is_(True),
         )
     ).first()
-    if row is None or (row.expires_at is not None and row.expires_at <= local_now()):
+    if row is None:
+        return None
+    # a token issued before expiry was required (no expires_at) ends after the default
+    expires = row.expires_at or row.created_at + timedelta(days=TOKEN_DAYS_DEFAULT)
+    if expires <= local_now():
         return None
     return Principal(row.id, row.username, row.role, row.worker_id, row.district, row.town)
