@@ -328,3 +328,22 @@ def events_recorded_since(
         for pid, n in rows:
             out[pid] = int(n)
     return out
+
+
+def last_plan_actions(
+    conn: Connection, person_ids: Sequence[str]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each (person, plan item)'s most recent recorded plan-item action."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for lo in range(0, len(person_ids), 500):
+        rows = conn.execute(
+            sa.select(actions)
+            .where(
+                actions.c.person_id.in_(list(person_ids[lo : lo + 500])),
+                actions.c.kind == "plan_item",
+            )
+            .order_by(actions.c.at, actions.c.id)
+        ).mappings()
+        for r in rows:
+            out[(r["person_id"], r["plan_item"] or "")] = {**r, "by": r["username"]}
+    return out

@@ -178,6 +178,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "audit_at": ("时间", "When"),
     "audit_detail": ("详情", "Detail"),
     "audit_none": ("没有符合条件的记录。", "No matching lines."),
+    "follow_up_title": ("跟进清单（未完成的建议措施）", "Follow-up (open plan items)"),
+    "nav_follow_up": ("跟进清单", "Follow-up"),
+    "follow_up_rule": (
+        "到期日：自今天的评分（或最近一次记为“未完成”的那天）起，极高风险1天、高风险3天、中风险7天、低风险14天。"
+        "记为“已完成”或“不适合”的措施30天内不再列出。",
+        "Due: from today's scores (or the day it was last recorded not done), 1 day at very "
+        "high, 3 at high, 7 at medium, 14 at low. An item recorded done or not suitable is "
+        "left out for 30 days.",
+    ),
+    "follow_up_none": ("没有未完成的建议措施。", "No open plan items."),
+    "due": ("到期日", "Due"),
+    "overdue": ("已逾期", "overdue"),
+    "last_record": ("最近记录", "Last record"),
+    "not_recorded": ("还没有记录", "nothing recorded yet"),
+    "back_to_list": ("返回名单", "Back to the list"),
     "print_notes": ("备注", "Notes"),
     "print_done": ("已完成（签名/日期）", "Done (sign/date)"),
     "person_title": ("人员 {pid}", "Person {pid}"),

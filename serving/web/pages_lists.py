@@ -17,7 +17,7 @@ audit line (``web_list``).
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import date, datetime
 from urllib.parse import quote
 
 from fastapi import APIRouter
@@ -28,8 +28,9 @@ from serving import queries
 from serving.audit import Entry
 
 from . import sheets
+from .follow_up import FollowUp, follow_up
 from .i18n import lang_of
-from .listing import OUTCOMES, ListPage, caseload, parse_filters
+from .listing import OUTCOMES, Filters, ListPage, caseload, parse_filters
 from .render import page, redirect
 from .visitor import Visitor, home_of, state_of, to_sign_in, visitor
 
@@ -58,27 +59,55 @@ async def worker_caseload(worker_id: str, request: Request) -> Response:
     return await _caseload_page(request, v, worker_id, own=worker_id == v.who.worker_id)
 
 
+@router.get("/my-list/follow-up")
+async def my_follow_up(request: Request) -> Response:
+    v = await visitor(request)
+    if v is None:
+        return to_sign_in(request)
+    if v.who.worker_id is None:
+        return redirect(home_of(v.who))
+    return await _caseload_page(request, v, v.who.worker_id, own=True, follow=True)
+
+
+@router.get("/caseload/{worker_id}/follow-up")
+async def worker_follow_up(worker_id: str, request: Request) -> Response:
+    v = await visitor(request)
+    if v is None:
+        return to_sign_in(request)
+    if not v.who.reads_persons:
+        return not_found(request, v)
+    own = worker_id == v.who.worker_id
+    return await _caseload_page(request, v, worker_id, own=own, follow=True)
+
+
 def not_found(request: Request, v: Visitor) -> Response:
     return page(
         request, "error.html", v.who, v.csrf, 404, title="not_found_title", message="not_found"
     )
 
 
-async def _caseload_page(request: Request, v: Visitor, worker_id: str, own: bool) -> Response:
+async def _caseload_page(
+    request: Request, v: Visitor, worker_id: str, own: bool, follow: bool = False
+) -> Response:
     state = state_of(request)
     f = parse_filters(request.query_params)
+    if follow:  # the follow-up list covers the whole caseload
+        f = Filters()
 
     view = request.query_params.get("view", "")
-    exporting = view in ("csv", "xlsx")
-    limit = EXPORT_MAX if exporting else state.settings.page_max
+    exporting = view in ("csv", "xlsx") and not follow
+    limit = EXPORT_MAX if exporting or follow else state.settings.page_max
+    today = date.today()
 
-    def load() -> tuple[bool, ListPage | None]:
+    def load() -> tuple[bool, ListPage | None, list[FollowUp]]:
         with state.engine.connect() as conn:
             if queries.run_for(conn, None) is None:
-                return False, None
-            return True, caseload(conn, v.who, worker_id, f, limit)
+                return False, None, []
+            found = caseload(conn, v.who, worker_id, f, limit)
+            items = follow_up(conn, found.run.as_of, found.rows, today) if found and follow else []
+            return True, found, items
 
-    has_run, found = await asyncio.to_thread(load)
+    has_run, found, items = await asyncio.to_thread(load)
     if not has_run:
         return page(request, "no_run.html", v.who, v.csrf)
     if found is None:
@@ -90,9 +119,26 @@ async def _caseload_page(request: Request, v: Visitor, worker_id: str, own: bool
             v.who,
             "web_list",
             None,
-            {"scope": f"worker:{worker_id}", "run_id": found.run.id, "n": len(found.rows)},
+            {
+                "scope": f"worker:{worker_id}",
+                "run_id": found.run.id,
+                "n": len(found.rows),
+                "view": "follow_up" if follow else view or "list",
+            },
         )
     )
+    if follow:
+        return page(
+            request,
+            "follow_up.html",
+            v.who,
+            v.csrf,
+            worker_id=worker_id,
+            own=own,
+            data=found,
+            items=items,
+            today_date=today,
+        )
     printing = view == "print"
     return page(
         request,

@@ -128,7 +128,13 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
 
 def test_every_page_passes_axe_at_both_widths(browser: Any, live: Live) -> None:
     pages = {
-        "w1": ["/my-list", "/my-list?view=print", "/people/p-01", "/people/p-09"],
+        "w1": [
+            "/my-list",
+            "/my-list?view=print",
+            "/my-list/follow-up",
+            "/people/p-01",
+            "/people/p-09",
+        ],
         "sup_east": ["/town", "/caseload/w-2", "/people/p-04", "/model-health"],
         "admin": ["/town?district=示例区", "/people/p-06", "/admin/users", "/admin/audit"],
     }

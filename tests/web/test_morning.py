@@ -311,3 +311,27 @@ def test_admin_pages_list_accounts_and_the_audit_log_for_admins_only(as_user, si
         assert client.get("/admin/users").status_code == 403
         assert client.get("/admin/audit").status_code == 403
         assert 'href="/admin/users"' not in client.get("/").text
+
+
+def test_follow_up_lists_open_plan_items_with_due_dates_and_drops_done_ones(as_user):
+    client = as_user("w1")
+    page = client.get("/my-list/follow-up")
+    assert page.status_code == 200 and 'href="/my-list/follow-up"' in page.text
+    text = _visible(page.text)
+    # very high: due 1 day after the run of 2025-06-01; the test runs later, so overdue
+    assert "2025-06-02 已逾期 p-01 极高风险" in text and "美沙酮或医疗转介" in text
+    assert "2025-06-04 已逾期 p-02 高风险" in text and "加测或突击检测" in text
+    form = client.get("/people/p-02").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+    r = client.post(
+        "/people/p-02/actions",
+        data={"csrf": csrf, "kind": "plan_item", "plan_item": "extra_testing", "status": "done"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    after = client.get("/my-list/follow-up").text
+    rows = [_visible(x) for x in re.findall(r"<tr class=\"row-band-\d\">(.*?)</tr>", after, re.S)]
+    assert not any("p-02" in x and "加测或突击检测" in x for x in rows)
+    assert any("p-02" in x and "家访" in x for x in rows)
+    assert as_user("sup_east").get("/caseload/w-1/follow-up").status_code == 200
+    assert as_user("w2").get("/caseload/w-1/follow-up").status_code == 404
