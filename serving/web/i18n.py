@@ -193,6 +193,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "last_record": ("最近记录", "Last record"),
     "not_recorded": ("还没有记录", "nothing recorded yet"),
     "back_to_list": ("返回名单", "Back to the list"),
+    "people_by_band": ("各等级人数（两项风险取高）", "People per band (higher of the two)"),
+    "district_total": ("全区合计", "District total"),
+    "district_help": (
+        "点列标题排序：各等级人数按极高、高风险人数从多到少；执行率、就业率从低到高；"
+        "脱管失控人数、人均管理人数从高到低。",
+        "Click a column title to sort: bands by very high, then high, most first; execution "
+        "and employment rate lowest first; lost contact and people per worker highest first.",
+    ),
     "print_notes": ("备注", "Notes"),
     "print_done": ("已完成（签名/日期）", "Done (sign/date)"),
     "person_title": ("人员 {pid}", "Person {pid}"),

@@ -107,11 +107,17 @@ def _town_data(
         if not towns:
             return None
         if town is None:
+            sort = request.query_params.get("sort", "town")
+            sort = sort if sort in supervision.TOWN_SORTS else "town"
+            table, totals = supervision.district_table(conn, v.who, run.id, district, sort)
             return {
                 **base,
                 "mode": "district",
                 "scope": f"district:{district}",
-                "kpis": supervision.kpis(conn, v.who, run.id, district),
+                "town_rows": table,
+                "totals": totals,
+                "town_sort": sort,
+                "town_sorts": supervision.TOWN_SORTS,
                 "health": None,
             }
         if town not in towns:

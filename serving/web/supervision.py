@@ -265,3 +265,70 @@ def recent_runs(conn: Connection, limit: int = 7) -> list[dict[str, Any]]:
         sa.select(score_runs).order_by(score_runs.c.id.desc()).limit(limit)
     ).mappings()
     return [{**r, "models": orjson.loads(r["models"])} for r in rows]
+
+
+@dataclass
+class TownRow:
+    """One town of the district table: its KPIs, people per higher band, people with an alert."""
+
+    kpi: dict[str, Any]
+    bands: dict[int, int] = field(default_factory=dict)
+    with_alert: int = 0
+
+
+#: District table orders (``?sort=``): key -> (value of a row, largest first?).
+TOWN_SORTS = ("town", "urgent", "execution_rate", "lost_contact", "employment_rate", "ratio")
+
+
+def district_table(
+    conn: Connection, who: Principal, run_id: int, district: str, sort: str
+) -> tuple[list[TownRow], dict[str, Any]]:
+    """(the district's towns with KPIs and band counts, sorted; the district's totals).
+
+    A person counts once, under the higher band of their two outcomes (as in
+    "who first today"). Totals add the towns' counts and recompute the rates
+    from the sums.
+    """
+    rows = {k["town"]: TownRow(k) for k in kpis(conn, who, run_id, district)}
+    people = conn.execute(
+        sa.select(
+            scores.c.town,
+            scores.c.person_id,
+            sa.func.max(scores.c.band),
+            sa.func.max(scores.c.alert_mask),
+        )
+        .where(scores.c.run_id == run_id, scores.c.district == district, who.scope_filter(scores))
+        .group_by(scores.c.town, scores.c.person_id)
+    )
+    for town, _pid, band, mask in people:
+        row = rows.get(town)
+        if row is not None:
+            row.bands[int(band)] = row.bands.get(int(band), 0) + 1
+            row.with_alert += int(bool(mask))
+    out = list(rows.values())
+
+    def value(r: TownRow) -> tuple[Any, ...]:
+        k = r.kpi
+        if sort == "urgent":
+            return (-r.bands.get(4, 0), -r.bands.get(3, 0), k["town"])
+        if sort in ("execution_rate", "employment_rate"):  # lowest first: needs attention
+            return (k[sort] if k[sort] is not None else 2.0, k["town"])
+        if sort == "lost_contact":
+            return (-k["lost_contact"], k["town"])
+        if sort == "ratio":
+            return (-(k["people_per_worker"] or 0), k["town"])
+        return (k["town"],)
+
+    out.sort(key=value)
+    total: dict[str, Any] = {
+        key: sum(int(r.kpi.get(key) or 0) for r in out)
+        for key in ("ordered", "active", "lost_contact", "employed", "workers")
+    }
+    total["execution_rate"] = total["active"] / total["ordered"] if total["ordered"] else None
+    total["employment_rate"] = total["employed"] / total["active"] if total["active"] else None
+    total["people_per_worker"] = (
+        round(total["active"] / total["workers"], 2) if total["workers"] else None
+    )
+    total["bands"] = {b: sum(r.bands.get(b, 0) for r in out) for b in (4, 3, 2, 1)}
+    total["with_alert"] = sum(r.with_alert for r in out)
+    return out, total

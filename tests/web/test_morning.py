@@ -335,3 +335,20 @@ def test_follow_up_lists_open_plan_items_with_due_dates_and_drops_done_ones(as_u
     assert any("p-02" in x and "家访" in x for x in rows)
     assert as_user("sup_east").get("/caseload/w-1/follow-up").status_code == 200
     assert as_user("w2").get("/caseload/w-1/follow-up").status_code == 404
+
+
+def test_district_view_has_band_counts_totals_and_sorting(as_user):
+    client = as_user("sup_district")
+    html = client.get("/town").text
+    text = _visible(html)
+    assert "各等级人数（两项风险取高）" in text and "全区合计" in text
+    foot = _visible(html.split("<tfoot>")[1].split("</tfoot>")[0])
+    body = html.split("<tbody>")[1].split("</tbody>")[0]
+    towns = re.findall(r'<tr><th scope="row">([^<]+)</th>', body)
+    assert towns == ["东镇", "西镇"]
+    # 8 persons are scored (p-06 lost contact is not): the bands in the total add up to 8
+    assert sum(int(n) for n in re.findall(r"×(\d+)", foot)) == 8
+    lost = client.get("/town?sort=lost_contact").text
+    body = lost.split("<tbody>")[1].split("</tbody>")[0]
+    assert re.findall(r'<tr><th scope="row">([^<]+)</th>', body)[0] == "西镇"  # p-06
+    assert 'aria-sort="descending"' in lost
