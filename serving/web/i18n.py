@@ -150,7 +150,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{date} 起新记录的事件（不在今天的评分里）",
         "Events recorded from {date} on (not in today's scores)",
     ),
-    "n_entries": ("{n} 条", "{n} entries"),
+    "n_entries": ("{n} 条", "({n})"),
     "since_nothing": ("没有等级变化、新预警或新记录。", "No band change, new alert or new record."),
     "new_tag": ("新", "new"),
     "not_in_scores": ("评分后新记录，未计入评分", "recorded after the scores, not in them"),

@@ -62,6 +62,7 @@ class WhatIfInput:
 class PersonView:
     row: Any
     run: queries.Run | None
+    previous: queries.Run | None = None
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     explanations: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -121,6 +122,7 @@ def load_person(
     ]
     if run is None:
         return view
+    view.previous = queries.previous_run(conn, run)
     view.scores = {s["outcome"]: s for s in queries.person_scores(conn, run.id, person_id)}
     if not view.scores:
         last = queries.last_events(conn, person_id, LEAVING_TYPES, run.as_of)
