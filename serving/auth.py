@@ -33,8 +33,18 @@ from serving.db import api_tokens, users
 
 Role = Literal["worker", "supervisor", "model_owner", "integrator", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
+# The role table: which roles may use which kind of operation. The routes
+# (serving.deps), the fast lane and the pages read these; nothing restates them.
 #: Roles that may read person-level data (within their scope).
 PERSON_READERS: tuple[Role, ...] = ("worker", "supervisor", "admin")
+#: Roles that may read aggregates (KPIs, model health, runs).
+AGGREGATE_READERS: tuple[Role, ...] = ("supervisor", "model_owner", "admin")
+#: Roles that may send persons and events.
+DATA_SENDERS: tuple[Role, ...] = ("integrator", "admin")
+#: Roles that may score supplied features or histories (ad-hoc scoring).
+SCORERS: tuple[Role, ...] = ("integrator", "model_owner", "admin")
+#: Roles that may administer accounts, reload models and read the audit log.
+ADMINS: tuple[Role, ...] = ("admin",)
 TOKEN_PREFIX = "sf_"
 #: The label of a web session's row in ``api_tokens``: a session signs in the pages
 #: only, it is never accepted as an API bearer token.

@@ -16,7 +16,15 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from serving.auth import Principal, Role
+from serving.auth import (
+    ADMINS,
+    AGGREGATE_READERS,
+    DATA_SENDERS,
+    PERSON_READERS,
+    SCORERS,
+    Principal,
+    Role,
+)
 from serving.errors import ApiError
 from serving.state import ServiceState
 
@@ -57,8 +65,8 @@ def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
-PersonReader = Annotated[Principal, Depends(require("worker", "supervisor", "admin"))]
-AggregateReader = Annotated[Principal, Depends(require("supervisor", "model_owner", "admin"))]
-DataSender = Annotated[Principal, Depends(require("integrator", "admin"))]
-Scorer = Annotated[Principal, Depends(require("integrator", "model_owner", "admin"))]
-Admin = Annotated[Principal, Depends(require("admin"))]
+PersonReader = Annotated[Principal, Depends(require(*PERSON_READERS))]
+AggregateReader = Annotated[Principal, Depends(require(*AGGREGATE_READERS))]
+DataSender = Annotated[Principal, Depends(require(*DATA_SENDERS))]
+Scorer = Annotated[Principal, Depends(require(*SCORERS))]
+Admin = Annotated[Principal, Depends(require(*ADMINS))]

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving import hot
+from serving import auth, hot
 from serving.auth import Principal
 from serving.errors import ApiError, body, unexpected
 from serving.schemas import OFFSET_MAX, PAGE_MAX, AlertKind, BandCode, CohortKind, Outcome
@@ -40,8 +40,8 @@ OUTCOMES = frozenset(get_args(Outcome))
 BANDS = frozenset(get_args(BandCode))
 ALERTS = frozenset(get_args(AlertKind))
 COHORTS = frozenset(get_args(CohortKind))
-PERSON_READERS = frozenset({"worker", "supervisor", "admin"})
-SCORERS = frozenset({"integrator", "model_owner", "admin"})
+PERSON_READERS = frozenset(auth.PERSON_READERS)
+SCORERS = frozenset(auth.SCORERS)
 LIST_KEYS = frozenset(
     {"date", "outcome", "band", "alert", "any_alert", "cohort", "limit", "offset"}
 )
