@@ -193,6 +193,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "last_record": ("最近记录", "Last record"),
     "not_recorded": ("还没有记录", "nothing recorded yet"),
     "back_to_list": ("返回名单", "Back to the list"),
+    "groups_by": ("一类一策、一批一策按", "Groups and cohorts by"),
     "people_by_band": ("各等级人数（两项风险取高）", "People per band (higher of the two)"),
     "district_total": ("全区合计", "District total"),
     "district_help": (

@@ -129,7 +129,7 @@ def _town_data(
             "mode": "town",
             "scope": f"town:{district}/{town}",
             "kpis": supervision.kpis(conn, v.who, run.id, district, town),
-            "workers": supervision.worker_lists(*args),
+            "workers": supervision.worker_lists(conn, v.who, run.id, district, town),
             "groups": groups,
             "ungrouped": ungrouped,
             "cohorts": supervision.cohorts(*args),

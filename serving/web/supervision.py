@@ -31,7 +31,7 @@ from serving.alerts import COHORT_BITS
 from serving.auth import Principal
 from serving.db import explanations, score_runs, scores, town_kpis
 from serving.explain import feature_specs
-from serving.priority import in_priority_order
+from serving.priority import in_priority_order, top_band
 from serving.reasons import kind_of
 
 from . import words
@@ -88,40 +88,28 @@ def worker_lists(
     conn: Connection,
     who: Principal,
     run_id: int,
-    outcome: str,
     district: str,
     town: str,
     top_n: int = 3,
 ) -> list[WorkerList]:
-    """Each worker of the town: caseload size, people per band of ``outcome``, alerts,
-    and their first ``top_n`` people "who first today" with the main reason."""
-    where = _town(who, run_id, outcome, district, town)
-    out: dict[str, WorkerList] = {}
-    rows = conn.execute(
-        sa.select(
-            scores.c.worker_id,
-            scores.c.band,
-            sa.func.count(),
-            sa.func.sum(sa.case((scores.c.alert_mask != 0, 1), else_=0)),
-        )
-        .where(*where)
-        .group_by(scores.c.worker_id, scores.c.band)
-        .order_by(scores.c.worker_id)
-    )
-    for wid, band, n, alerted in rows:
-        w = out.setdefault(wid, WorkerList(wid, 0, {}, 0))
-        w.size += int(n)
-        w.bands[int(band)] = int(n)
-        w.with_alert += int(alerted or 0)
+    """Each worker of the town: caseload size, people per band (each person once, under
+    the higher band of the two outcomes, as in "who first today"), people with an alert,
+    and their first ``top_n`` people who first today with the main reason."""
     cond = sa.and_(scores.c.district == district, scores.c.town == town, who.scope_filter(scores))
     by_worker: dict[str, list[tuple[str, Mapping[str, Mapping[str, Any]]]]] = {}
     for pid, items in both_outcomes(conn, run_id, cond).items():
         wid = next(iter(items.values()))["worker_id"]
         by_worker.setdefault(wid, []).append((pid, items))
+    out = []
     for wid, people in by_worker.items():
-        if wid in out:
-            out[wid].top = rows_for(conn, run_id, in_priority_order(people)[:top_n])
-    return sorted(out.values(), key=lambda w: (-w.bands.get(4, 0), -w.bands.get(3, 0), w.worker_id))
+        w = WorkerList(wid, len(people), {}, 0)
+        for _, both in people:
+            level = top_band(both)
+            w.bands[level] = w.bands.get(level, 0) + 1
+            w.with_alert += int(any(i.get("alerts") for i in both.values()))
+        w.top = rows_for(conn, run_id, in_priority_order(people)[:top_n])
+        out.append(w)
+    return sorted(out, key=lambda w: (-w.bands.get(4, 0), -w.bands.get(3, 0), w.worker_id))
 
 
 @dataclass

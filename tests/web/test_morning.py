@@ -190,6 +190,8 @@ def test_town_view_groups_act_on_signs_with_full_members_and_cohort_plans(as_use
     assert not re.search(r"[（(][+-]\d+\.\d+[）)]", text)
     w1 = html.split('<th scope="row" data-label="社工">w-1</th>')[1].split("</tr>")[0]
     assert re.findall(r'<a href="/people/(p-\d+)">', w1)[0] == "p-01"
+    counts = re.findall(r'band-word">([^<]+)</span></span>×(\d+)', w1)
+    assert counts == [("极高风险", "1"), ("高风险", "2"), ("低风险", "1")]  # higher of the two
 
 
 def test_model_health_is_in_words_and_not_in_a_workers_navigation(as_user):
