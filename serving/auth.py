@@ -69,26 +69,35 @@ class Principal:
     def reads_persons(self) -> bool:
         return self.role in PERSON_READERS
 
-    def scope_filter(self, table: sa.Table) -> sa.ColumnElement[bool]:
-        """SQL condition on a table with worker_id/district/town columns."""
+    def scope_eqs(self) -> tuple[tuple[str, str], ...] | None:
+        """The scope rule, once: column = value pairs a person row must match.
+
+        ``()`` sees every person (admin); ``None`` sees none (a role without
+        person reads, or an account missing its worker_id/district).
+        :meth:`scope_filter` renders it to SQLAlchemy, :meth:`sees` checks one
+        row, and the fast lane's SQL (``serving.hot``) uses the pairs as they are.
+        """
         if self.role == "admin":
-            return sa.true()
+            return ()
         if self.role == "worker":
-            return table.c.worker_id == self.worker_id
-        if self.role == "supervisor":
-            cond = table.c.district == self.district
-            return sa.and_(cond, table.c.town == self.town) if self.town else cond
-        return sa.false()
+            return (("worker_id", self.worker_id),) if self.worker_id else None
+        if self.role == "supervisor" and self.district:
+            eqs = (("district", self.district),)
+            return (*eqs, ("town", self.town)) if self.town else eqs
+        return None
+
+    def scope_filter(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        """:meth:`scope_eqs` as a SQL condition on a table with those columns."""
+        eqs = self.scope_eqs()
+        if eqs is None:
+            return sa.false()
+        return sa.and_(sa.true(), *(table.c[col] == value for col, value in eqs))
 
     def sees(self, worker_id: str, district: str, town: str) -> bool:
-        """The same rule as :meth:`scope_filter`, for one row already in hand."""
-        if self.role == "admin":
-            return True
-        if self.role == "worker":
-            return worker_id == self.worker_id
-        if self.role == "supervisor":
-            return district == self.district and (self.town is None or town == self.town)
-        return False
+        """:meth:`scope_eqs` for one row already in hand."""
+        eqs = self.scope_eqs()
+        row = {"worker_id": worker_id, "district": district, "town": town}
+        return eqs is not None and all(row[col] == value for col, value in eqs)
 
 
 def hash_token(token: str) -> str:
