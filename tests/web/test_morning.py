@@ -128,17 +128,25 @@ def test_a_person_off_the_list_gets_the_reason_not_a_command(as_user):
     assert "没有规则预警" not in lost  # no "no alerts" line for someone who was not scored
 
 
-def test_worker_pages_have_no_code_words_placeholders_or_commands(as_user):
-    client = as_user("admin")
-    pages = [f"/people/p-0{i}" for i in range(1, 10)] + ["/caseload/w-1", "/caseload/w-2"]
-    for url in pages:
-        for lang in ("zh", "en"):
-            text = _visible(client.get(f"{url}?lang={lang}").text)
-            assert not re.search(r"\b[a-z]+_[a-z_]+\b", text), (url, lang)  # e.g. not_home
-            assert not re.search(r"[{}]|N次|N天|N岁|sunflower ", text), (url, lang)
-            if lang == "zh":
-                assert not re.search(r"\b(moving|concern|met|missed|attended)\b", text), url
-    client.cookies.delete("sf_lang")
+def test_pages_have_no_code_words_placeholders_or_commands(as_user):
+    visits = {
+        "admin": [f"/people/p-0{i}" for i in range(1, 10)]
+        + ["/caseload/w-1", "/caseload/w-2", "/caseload/w-1/follow-up", "/model-health"]
+        + ["/town?district=示例区", "/town?district=示例区&town=东镇"],
+        "w1": ["/my-list", "/my-list?view=print", "/my-list/follow-up", "/login"],
+        "sup_east": ["/town", "/town?outcome=loss_of_contact"],
+    }
+    for name, urls in visits.items():
+        client = as_user(name)
+        for url in urls:
+            for lang in ("zh", "en"):
+                sep = "&" if "?" in url else "?"
+                text = _visible(client.get(f"{url}{sep}lang={lang}").text)
+                assert not re.search(r"\b[a-z]+_[a-z_]+\b", text), (url, lang)  # not_home
+                assert not re.search(r"[{}]|N次|N天|N岁|N单位|sunflower |…", text), (url, lang)
+                if lang == "zh":
+                    assert not re.search(r"\b(moving|concern|met|missed|attended)\b", text), url
+        client.cookies.delete("sf_lang")
 
 
 def test_timeline_values_carry_units_and_what_if_labels_ask_for_a_number(as_user):
