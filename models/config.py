@@ -20,10 +20,9 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from features.config import home_config_dir
+from features.config import Outcome, home_config_dir
 
 DEFAULT_CONFIG = Path(__file__).parent / "config" / "default.yaml"
-Outcome = Literal["relapse", "loss_of_contact"]
 _SPAN = re.compile(r"^(\d+)([DWMY])$")
 
 

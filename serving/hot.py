@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Engine
 
+from features.config import OUTCOMES
 from serving import queries
 from serving.adhoc import FieldErrors, row_vector, score_row, single_row
 from serving.alerts import ALERT_BITS, COHORT_BITS
@@ -303,7 +304,7 @@ async def score_features(
 ) -> bytes:
     """Score and explain one feature row with the loaded champions; store only an audit line."""
     try:
-        champions = [state.champions.get(o) for o in dict.fromkeys(outcomes or _BOTH)]
+        champions = [state.champions.get(o) for o in dict.fromkeys(outcomes or OUTCOMES)]
     except ModelsNotReady as exc:
         raise ApiError(503, "models_not_ready", str(exc)) from exc
     results = []
@@ -322,6 +323,3 @@ async def score_features(
         ) from exc
     await state.audit.record(Entry(who, "score_features"))
     return orjson.dumps({"person_id": None, "as_of": None, "results": results, "stored": False})
-
-
-_BOTH = ("relapse", "loss_of_contact")

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from features.config import Outcome
 from features.contract import with_zone
 
 #: A stored time (naive, Asia/Shanghai) written with its offset: RFC 3339 date-time.
@@ -22,7 +23,6 @@ ZonedTime = Annotated[
     PlainSerializer(lambda v: with_zone(v).isoformat(), return_type=str, when_used="json"),
 ]
 
-Outcome = Literal["relapse", "loss_of_contact"]
 BandCode = Literal["low", "medium", "high", "very_high"]
 AlertKind = Literal[
     "overdue_check_in",

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from features.config import OUTCOMES
 from features.settings import get_settings
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 console = Console()
 err = Console(stderr=True)
-OUTCOMES = ("relapse", "loss_of_contact")
 CONFIG_HELP = "Model config YAML; default SUNFLOWER_HOME/config/models.yaml, else the shipped one."
 LABELS_HELP = "Label config YAML; default SUNFLOWER_HOME/config/labels.yaml, else the shipped one."
 SHOWN = {

@@ -28,6 +28,7 @@ import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from features.config import OUTCOMES
 from serving import hot
 from serving.adhoc import FieldErrors, features_from_history, score_row, single_row
 from serving.audit import Entry
@@ -42,7 +43,7 @@ router = APIRouter(prefix="/score", tags=["ad-hoc scoring"], responses=ERROR_RES
 
 def _champions(state: ServiceState, outcomes: Sequence[str] | None) -> list[ChampionLike]:
     try:
-        names = outcomes or ["relapse", "loss_of_contact"]
+        names = outcomes or OUTCOMES
         return [state.champions.get(o) for o in dict.fromkeys(names)]
     except ModelsNotReady as exc:
         raise ApiError(503, "models_not_ready", str(exc)) from exc
