@@ -1,11 +1,11 @@
 """Feature pipeline speed and memory (issue 4).
 
 Prints: one as_of for 1,000,000 people x ~50 events (50 M events read from
-Parquet); a panel of 200,000 people x 24 monthly as_of; and a per-person pandas
-``groupby().apply()`` reference on a 20,000-person sample with the per-row
-ratio. Each measurement runs in its own child process that reports its own
-peak RSS (``VmHWM``). Data: the simulator when it is importable and
-``BENCH_SIMULATOR=1``, else a quick numpy generator (same contract), cached
+Parquet); and a panel of 200,000 people x 24 monthly as_of. (The per-person
+pandas ``groupby().apply()`` reference it once timed, ~830x slower per row, is
+gone: the SQL compiler is the engine's oracle.) Each measurement runs in its own
+child process that reports its own peak RSS (``VmHWM``). Data: the simulator when
+it is importable and ``BENCH_SIMULATOR=1``, else a quick numpy generator (same contract), cached
 under ``$SUNFLOWER_BENCH_DIR`` (default ``/tmp/sunflower-bench``).
 
 Run: ``python -m benchmarks features`` (add ``small`` for a 10x smaller run).
@@ -157,10 +157,7 @@ def _child(kind: str, data: str) -> None:
             out=d / "out_panel",
         )
     else:
-        from benchmarks.features_reference import reference_rows
-
-        sec, rows = reference_rows(d, int(os.environ.get("BENCH_REFERENCE_PERSONS", "20000")))
-        m = {"rows": rows, "engine_rows_seconds": sec}
+        raise SystemExit(f"unknown measurement {kind!r}")
     print(
         json.dumps(
             {
@@ -190,7 +187,7 @@ def _measure(kind: str, data: Path) -> dict:
 def main(scale: float = 1.0) -> None:
     big = generate(int(1_000_000 * scale), 50, BENCH_DIR / f"big-{scale}")
     mid = generate(int(200_000 * scale), 50, BENCH_DIR / f"mid-{scale}")
-    one = r = _measure("as_of", big)
+    r = _measure("as_of", big)
     m = r["manifest"]
     print(
         f"one as_of: {m['data']['persons']:,} people, {m['data']['events']:,} events -> "
@@ -207,16 +204,6 @@ def main(scale: float = 1.0) -> None:
         f"load avg {r['load_avg']:.1f}), peak {r['peak_gb']:.2f} GB "
         f"(targets 90 s, 8 GB); stages {m['stage_seconds']}; "
         f"rates {json.dumps(m['label_rates'])}"
-    )
-    ref = _measure("reference", big)
-    ref_s = ref["manifest"]["engine_rows_seconds"]  # the groupby().apply() itself
-    per_ref = ref_s / max(ref["rows"], 1)
-    per_eng = one["seconds"] / max(one["rows"], 1)
-    print(
-        f"pandas groupby().apply() reference (event features only), {ref['rows']:,}-person "
-        f"sample of the one-as_of job (load avg {ref['load_avg']:.1f}): "
-        f"{ref['rows']:,} rows in {ref_s:.1f} s = {per_ref * 1e3:.2f} ms/row; "
-        f"engine {per_eng * 1e3:.4f} ms/row -> {per_ref / per_eng:.0f}x faster per row"
     )
 
 
