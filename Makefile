@@ -14,6 +14,8 @@ END ?= 2025-12-31
 SEED ?= 20261128
 DATA ?=
 TODAY ?= $(shell date -d "$(END) + 1 day" +%F)
+# The morning before, scored first, so the pages' 较上次 / since the last scores have a run to compare with.
+PREVIOUS ?= $(shell date -d "$(TODAY) - 1 day" +%F)
 TRUTH_ARG = $(if $(DATA),,--truth $(SUNFLOWER_HOME)/district/truth.parquet)
 
 .PHONY: run test lint bench setup clean lock
@@ -38,6 +40,7 @@ run: setup
 	$(SUNFLOWER) ingest $(or $(DATA),$(SUNFLOWER_HOME)/district)
 	$(SUNFLOWER) train --outcome relapse $(TRUTH_ARG)
 	$(SUNFLOWER) train --outcome loss_of_contact $(TRUTH_ARG)
+	$(SUNFLOWER) score --date $(PREVIOUS)
 	$(SUNFLOWER) score --date $(TODAY)
 	$(SUNFLOWER) users demo --host $(HOST) --port $(PORT)
 	$(SUNFLOWER) serve --host $(HOST) --port $(PORT)
