@@ -111,8 +111,8 @@ SIZE_WORDS: dict[tuple[bool, int], tuple[str, str]] = {
     (False, 0): ("略微降低风险", "slightly lowers the risk"),
 }
 CONCERN_WORDS = (
-    "值得留意的信号（这类联系多在已有担心时增加，联系本身不是坏事）",
-    "a sign of concern (such contact grows when someone is already worried; "
+    "值得留意的信号（这类接触往往在已有担心时增多，接触本身不是坏事）",
+    "a sign of concern (such contact tends to grow when someone is already worried; "
     "the contact itself is not bad)",
 )
 

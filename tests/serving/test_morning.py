@@ -101,7 +101,7 @@ def test_a_family_contact_linked_with_higher_risk_reads_as_concern_and_plans_not
     )
     assert kind_of(contact) == "concern"
     words = phrase(contact, "zh")
-    assert "值得留意的信号" in words and "联系本身不是坏事" in words and "推高" not in words
+    assert "值得留意的信号" in words and "接触本身不是坏事" in words and "推高" not in words
     assert "（+" not in words
     assert suggested_plan({"relapse": [contact]}, {"relapse": band_words(1)}, []) == []
     # a family contact that lowers the risk is an ordinary sign
