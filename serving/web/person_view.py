@@ -29,7 +29,7 @@ from serving.auth import Principal
 from serving.explain import actionable_features
 from serving.reasons import PlanSuggestion, suggested_plan
 
-from .listing import OUTCOMES
+from .listing import OUTCOMES, Since, rows_for, since_previous
 
 TREND_DAYS = 180
 TIMELINE_MAX = 80
@@ -63,6 +63,7 @@ class PersonView:
     row: Any
     run: queries.Run | None
     previous: queries.Run | None = None
+    since: Since | None = None
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     explanations: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -128,6 +129,9 @@ def load_person(
         last = queries.last_events(conn, person_id, LEAVING_TYPES, run.as_of)
         view.not_listed = not_listed_reason(row, run, last)
     view.alerts = queries.person_alerts(conn, run.id, person_id)
+    if view.scores:
+        rows = rows_for(conn, run.id, [(person_id, view.scores)])
+        view.since = since_previous(conn, run, view.previous, rows)
     for outcome in OUTCOMES:
         body = queries.explanation(conn, run.id, person_id, outcome)
         if body is not None:

@@ -280,6 +280,8 @@ def test_since_the_last_scores_new_alerts_and_events_recorded_after_the_run(as_u
     text = _visible(as_user("w2").get("/my-list").text)
     assert "自上次评分（2025-05-31）以来" in text
     assert "新预警 p-05 （新记录：2025-05-31拒绝检测）" in text  # not in the 05-31 run
+    person = _visible(as_user("w2").get("/people/p-05").text)
+    assert "自上次评分（2025-05-31）以来 新预警 p-05 （新记录：2025-05-31拒绝检测）" in person
     late = event(
         "p-09-late",
         "2025-06-01T08:00:00",
