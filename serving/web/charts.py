@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from features.config import OUTCOMES
 from serving.reasons import kind_of
 
-OUTCOME_ORDER = ("relapse", "loss_of_contact")
+OUTCOME_ORDER = OUTCOMES
 
 
 @dataclass

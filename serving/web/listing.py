@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from starlette.datastructures import QueryParams
 
+from features.config import OUTCOMES
 from serving import queries
 from serving.alerts import ALERT_BITS, COHORT_BITS
 from serving.auth import Principal
@@ -31,7 +32,6 @@ from serving.db import alerts, scores
 from serving.priority import in_priority_order, top_band
 from serving.reasons import PlanSuggestion, Reason, leading_outcome, main_reason, suggested_plan
 
-OUTCOMES = ("relapse", "loss_of_contact")
 #: List orders: who first today (both outcomes, :mod:`serving.priority`), or one outcome's rank.
 SORTS = ("priority", *OUTCOMES, "person")
 

@@ -21,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
+from features.config import OUTCOMES
 from serving import reasons
 from serving.auth import Principal
 from serving.bands import BAND_NAMES, THRESHOLDS
@@ -56,6 +57,7 @@ def environment() -> Environment:
     env.globals["reasons"] = reasons
     env.globals["thresholds"] = THRESHOLDS
     env.globals["role_keys"] = set(ROLE_KEYS.values())
+    env.globals["all_outcomes"] = OUTCOMES
     env.filters["num"] = number
     return env
 
