@@ -26,7 +26,7 @@ from serving.audit import Entry
 from serving.db import api_tokens, audit_log, users
 
 from .render import page
-from .visitor import Visitor, state_of, to_sign_in, visitor
+from .visitor import Visitor, error_page, state_of, to_sign_in, visitor
 
 router = APIRouter(include_in_schema=False)
 AUDIT_SHOWN = 200
@@ -37,15 +37,7 @@ async def _admin(request: Request) -> Visitor | Response:
     if v is None:
         return to_sign_in(request)
     if v.who.role != "admin":
-        return page(
-            request,
-            "error.html",
-            v.who,
-            v.csrf,
-            403,
-            title="forbidden_title",
-            message="forbidden_role",
-        )
+        return error_page(request, v, 403, "forbidden_role")
     return v
 
 

@@ -34,7 +34,7 @@ from .session import (
     sign_in,
     sign_out,
 )
-from .visitor import check_csrf, home_of, state_of, visitor
+from .visitor import check_csrf, error_page, home_of, state_of, visitor
 
 router = APIRouter(include_in_schema=False)
 STATIC = HERE / "static"
@@ -111,15 +111,7 @@ async def logout(request: Request) -> Response:
     except FormError:
         form = {}
     if v is not None and not check_csrf(v, form):
-        return page(
-            request,
-            "error.html",
-            v.who,
-            v.csrf,
-            403,
-            title="forbidden_title",
-            message="form_expired",
-        )
+        return error_page(request, v, 403, "form_expired")
     session = session_of(request)
     if session is not None:
         await asyncio.to_thread(sign_out, state_of(request).engine, session)

@@ -32,7 +32,7 @@ from .follow_up import FollowUp, follow_up
 from .i18n import lang_of
 from .listing import OUTCOMES, Filters, ListPage, caseload, parse_filters
 from .render import page, redirect
-from .visitor import Visitor, home_of, state_of, to_sign_in, visitor
+from .visitor import Visitor, error_page, home_of, state_of, to_sign_in, visitor
 
 router = APIRouter(include_in_schema=False)
 #: Rows in one export (a caseload is about 20 people).
@@ -81,9 +81,7 @@ async def worker_follow_up(worker_id: str, request: Request) -> Response:
 
 
 def not_found(request: Request, v: Visitor) -> Response:
-    return page(
-        request, "error.html", v.who, v.csrf, 404, title="not_found_title", message="not_found"
-    )
+    return error_page(request, v, 404, "not_found")
 
 
 async def _caseload_page(

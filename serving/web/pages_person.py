@@ -34,7 +34,7 @@ from .pages_lists import not_found
 from .person_view import PersonView, load_person
 from .render import page, redirect
 from .session import FormError, read_form
-from .visitor import Visitor, check_csrf, state_of, to_sign_in, visitor
+from .visitor import Visitor, check_csrf, error_page, state_of, to_sign_in, visitor
 
 router = APIRouter(include_in_schema=False)
 ACTION_KINDS = ("plan_item", "home_visit", "referral", "feedback", "other")
@@ -138,15 +138,7 @@ async def _checked_post(request: Request) -> tuple[Visitor, dict[str, str]] | Re
         return to_sign_in(request)
     form = await _posted(request, v)
     if form is None:
-        return page(
-            request,
-            "error.html",
-            v.who,
-            v.csrf,
-            403,
-            title="forbidden_title",
-            message="form_expired",
-        )
+        return error_page(request, v, 403, "form_expired")
     if not v.who.reads_persons:
         return not_found(request, v)
     return v, form

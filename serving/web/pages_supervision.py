@@ -28,7 +28,7 @@ from . import supervision
 from .listing import OUTCOMES
 from .pages_lists import not_found
 from .render import page
-from .visitor import Visitor, state_of, to_sign_in, visitor
+from .visitor import Visitor, error_page, state_of, to_sign_in, visitor
 
 router = APIRouter(include_in_schema=False)
 
@@ -55,15 +55,7 @@ async def town_view(request: Request) -> Response:
     if v is None:
         return to_sign_in(request)
     if v.who.role not in ("supervisor", "admin"):
-        return page(
-            request,
-            "error.html",
-            v.who,
-            v.csrf,
-            403,
-            title="forbidden_title",
-            message="forbidden_role",
-        )
+        return error_page(request, v, 403, "forbidden_role")
     q = request.query_params
     outcome = q.get("outcome", "relapse")
     outcome = outcome if outcome in OUTCOMES else "relapse"

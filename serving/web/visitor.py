@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
+from starlette.responses import RedirectResponse, Response
 
 from serving.auth import Principal
 from serving.state import ServiceState
 
-from .render import redirect
+from .render import page, redirect
 from .session import csrf_ok, csrf_token, resolve_session, session_of
 
 
@@ -62,3 +62,9 @@ def home_of(who: Principal) -> str:
 
 def check_csrf(v: Visitor, form: dict[str, str]) -> bool:
     return csrf_ok(v.csrf, form.get("csrf"))
+
+
+def error_page(request: Request, v: Visitor, status: int, message: str) -> Response:
+    """The error page (403 or 404) for a signed-in visitor, in their language."""
+    title = "not_found_title" if status == 404 else "forbidden_title"
+    return page(request, "error.html", v.who, v.csrf, status, title=title, message=message)
