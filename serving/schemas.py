@@ -476,10 +476,14 @@ class Health(BaseModel):
 
 
 class Ready(BaseModel):
-    ready: bool
+    ready: bool = Field(description="database answers and both champions are loaded")
+    #: ready; degraded = ready but the latest run is stale (or there is none); not_ready
+    status: Literal["ready", "degraded", "not_ready"]
     database: bool
     models: list[ModelInfo]
     latest_run: dt.date | None
+    latest_run_age_days: int | None = Field(description="today (Asia/Shanghai) minus latest_run")
+    reasons: list[str] = Field(default_factory=list)
 
 
 class ErrorField(BaseModel):

@@ -30,6 +30,12 @@ class ServingSettings(Settings):
         description="How long a request waits for a database lock (SQLite busy timeout, "
         "PostgreSQL lock_timeout) before it answers 503 with Retry-After.",
     )
+    max_run_age_days: int = Field(
+        default=2,
+        ge=0,
+        description="/readyz reports 'degraded' when the latest published run's date is more "
+        "than this many days before today (the daily job has not run).",
+    )
     require_models: bool = Field(
         default=False,
         description="Refuse to start when a champion cannot be loaded (default: start, "

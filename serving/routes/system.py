@@ -1,7 +1,9 @@
 """Models, identity, health, readiness, metrics and the admin routes (reload, audit, users).
 
 Contract: ``/healthz`` says the process is up; ``/readyz`` is 200 only when the
-database answers and both champions are loaded (503 otherwise, with reasons);
+database answers and both champions are loaded (503 otherwise, with reasons), and
+says ``degraded`` (still 200: stale lists are still served) when the latest run is
+older than ``max_run_age_days`` or there is none;
 ``/metrics`` is Prometheus text (aggregates only, no person data). Reload
 loads the newly promoted champions and swaps them without dropping requests
 (see :mod:`serving.champions`). The audit log can be read by admins and by no
@@ -18,6 +20,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from features.contract import local_now
 from serving import audit, queries
 from serving.auth import list_users
 from serving.bands import THRESHOLDS
@@ -111,12 +114,26 @@ async def readyz(state: StateDep) -> Response:
     except Exception:
         db_ok, run = False, None
     ready = db_ok and state.champions.ready
+    age = (local_now().date() - run.as_of).days if run else None
+    reasons = [] if db_ok else ["the database does not answer"]
+    if not state.champions.ready:
+        reasons.append("a champion is not loaded")
+    if db_ok and age is None:
+        reasons.append("no published run yet: run `score`")
+    elif age is not None and age > state.settings.max_run_age_days:
+        reasons.append(
+            f"the latest run is {age} days old (more than {state.settings.max_run_age_days})"
+        )
+    status = "not_ready" if not ready else "degraded" if reasons else "ready"
     body = Ready.model_validate(
         {
             "ready": ready,
+            "status": status,
             "database": db_ok,
             "models": state.champions.info(),
             "latest_run": run.as_of if run else None,
+            "latest_run_age_days": age,
+            "reasons": reasons,
         }
     )
     return json_response(body.model_dump(mode="json"), status_code=200 if ready else 503)
