@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -34,7 +34,10 @@ from serving.auth import Principal
 from serving.bands import BAND_CODES
 from serving.champions import ModelsNotReady
 from serving.errors import ApiError, not_found
+from serving.priority import in_priority_order
 
+#: A page size no list reaches (a whole district's scope in one read).
+PAGE_ALL = 10_000_000
 #: Columns a list scope may constrain, and the rank columns lists sort by.
 SCOPE_COLUMNS = frozenset({"worker_id", "district", "town"})
 RANKS = frozenset({"rank_caseload", "rank_town", "rank_district"})
@@ -60,6 +63,9 @@ class ListArgs:
     cohort: str | None = None
     limit: int = 25
     offset: int = 0
+    #: "rank" (the outcome's rank) or "priority" (who first today, both outcomes:
+    #: :mod:`serving.priority`)
+    order: str = "rank"
 
 
 class HotReader:
@@ -254,7 +260,10 @@ async def risk_list(
     if mine is None:
         raise not_found("list")
     eqs = tuple(dict.fromkeys(cond + mine))
-    total, items = reader.list_page(run.id, eqs, rank, args, limit)
+    if args.order == "priority":
+        total, items = _priority_page(reader, run.id, eqs, rank, args, limit)
+    else:
+        total, items = reader.list_page(run.id, eqs, rank, args, limit)
     if total == 0 and not reader.scope_has_anyone(run.id, args.outcome, eqs):
         raise not_found("list")
     await state.audit.record(
@@ -270,6 +279,24 @@ async def risk_list(
         "offset": args.offset,
     }
     return json_bytes(head, "items", items)
+
+
+def _priority_page(
+    reader: HotReader, run_id: int, eqs: Eqs, rank: str, args: ListArgs, limit: int
+) -> tuple[int, list[str]]:
+    """The matching items of ``args.outcome`` in who-first order (:mod:`serving.priority`),
+    judged on both outcomes of each person, then paged."""
+    everyone = ListArgs(day=args.day, limit=PAGE_ALL)
+    both: dict[str, dict[str, Any]] = {}
+    for outcome in OUTCOMES:
+        _, texts = reader.list_page(run_id, eqs, rank, replace(everyone, outcome=outcome), PAGE_ALL)
+        for text in texts:
+            item = orjson.loads(text)
+            both.setdefault(item["person_id"], {})[outcome] = item
+    total, matching = reader.list_page(run_id, eqs, rank, replace(args, offset=0), PAGE_ALL)
+    by_person = {orjson.loads(t)["person_id"]: t for t in matching}
+    ordered = in_priority_order((pid, both[pid]) for pid in by_person)
+    return total, [by_person[pid] for pid, _ in ordered[args.offset : args.offset + limit]]
 
 
 async def explanation(

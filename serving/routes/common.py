@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import Query
@@ -29,6 +29,14 @@ class ListQuery(BaseModel):
     cohort: Annotated[CohortKind | None, Field(description="only this 一批一策 cohort")] = None
     limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 25
     offset: Annotated[int, Field(ge=0, le=OFFSET_MAX)] = 0
+    order: Annotated[
+        Literal["rank", "priority"],
+        Field(
+            description="rank: by the outcome's rank; priority: who first today — the higher "
+            "band of both outcomes, then an alert, then the probability as a multiple of its "
+            "outcome's usual rate (the pages' order)"
+        ),
+    ] = "rank"
 
 
 ListParams = Annotated[ListQuery, Query()]
@@ -37,6 +45,7 @@ ListParams = Annotated[ListQuery, Query()]
 class ExportQuery(ListQuery):
     """A list's filters plus its scope: a caseload, or a district (and town)."""
 
+    order: Annotated[Literal["rank"], Field(description="exports follow the rank")] = "rank"
     worker_id: str | None = None
     district: str | None = None
     town: str | None = None

@@ -57,6 +57,7 @@ async def _list(
         cohort=q.cohort,
         limit=q.limit,
         offset=q.offset,
+        order=q.order,
     )
     payload = await hot.risk_list(state, who, args, scope_name, cond, rank)
     return Response(payload, media_type="application/json")
