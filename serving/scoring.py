@@ -256,8 +256,21 @@ def _batches(
     yield "town_kpis", kpis
 
 
+#: Who the district should be supervising on the day: in their agreement and not
+#: lawfully out of it. Not started, ended, exited (completed, custody, death, violation
+#: exit) and transferred-out people are outside the 执行率 denominator; a person who
+#: lost contact is inside it and counts as not executed.
+ORDERED_STATUSES = ("active", "lost_contact")
+
+
 def town_kpis(status: pd.DataFrame, feats: pd.DataFrame, names: list[str]) -> list[tuple]:
-    """KPIs per (district, town): execution rate, lost contact, employment, worker ratio."""
+    """KPIs per (district, town), from the cohort statuses of the day:
+
+    * ``execution_rate`` (执行率) = active / ordered, ordered = :data:`ORDERED_STATUSES`;
+    * ``lost_contact`` (脱管): people whose latest lost_contact has no later restore;
+    * ``employment_rate`` = employed now / active; ``people_per_worker`` = active /
+      workers with an active person (target 20, DESIGN §1).
+    """
     employed = (
         feats.set_index("person_id")["employed_now"]
         if "employed_now" in names
@@ -271,13 +284,14 @@ def town_kpis(status: pd.DataFrame, feats: pd.DataFrame, names: list[str]) -> li
     out = []
     for (district, town), g in s.groupby(["district", "town"], sort=True):
         active = g[g["active"]]
+        ordered = int(g["status"].isin(ORDERED_STATUSES).sum())
         workers = int(active["worker_id"].nunique())
         body = {
             "district": district,
             "town": town,
-            "ordered": len(g),
+            "ordered": ordered,
             "active": len(active),
-            "execution_rate": round(len(active) / len(g), 4) if len(g) else None,
+            "execution_rate": round(len(active) / ordered, 4) if ordered else None,
             "lost_contact": int(g["lost"].sum()),
             "status_counts": {k: int(v) for k, v in g["status"].value_counts().items()},
             "employed": int(active["employed"].sum()),
