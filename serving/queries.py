@@ -94,32 +94,6 @@ def _list_where(
     return where
 
 
-def list_items(
-    conn: Connection,
-    run_id: int,
-    outcome: str,
-    scope: sa.ColumnElement[bool],
-    rank: str,
-    *,
-    bands: Sequence[str] | None = None,
-    alert: str | None = None,
-    cohort: str | None = None,
-    limit: int = 25,
-    offset: int = 0,
-) -> tuple[int, list[str]]:
-    """(total matching, stored list items as JSON text) ordered by ``rank``."""
-    where = _list_where(run_id, outcome, scope, bands, alert, cohort)
-    total = conn.execute(sa.select(sa.func.count()).select_from(scores).where(*where)).scalar_one()
-    items = conn.execute(
-        sa.select(scores.c.item)
-        .where(*where)
-        .order_by(scores.c[rank], scores.c.person_id)
-        .limit(limit)
-        .offset(offset)
-    ).scalars()
-    return int(total), list(items)
-
-
 def ranked_items(
     conn: Connection,
     run_id: int,
