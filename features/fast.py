@@ -30,9 +30,9 @@ handful of vectorised passes over those pairs:
 * Sums (values) scatter-add over the few atoms that carry values;
   ``consecutive`` counts the misses after the reset; ``state_days`` sorts only
   the employment events to walk their spells.
-* **Labels** use the same pairs with the label rule (``as_of <= ts < as_of +
-  horizon``, final versions only): scatter-min of outcome / exit times and
-  scatter-max of transfers per (row, atom).
+* **Labels** (:func:`features.labels.chunk_labels`) use the same pairs with
+  the label window (final versions only): scatter-min of outcome / exit times
+  and scatter-max of transfers per (row, atom).
 
 Chunks of rows are cut so each holds at most ``PAIR_BUDGET`` pairs, which
 bounds memory (~60 bytes per pair) whatever the panel size. A training
@@ -57,9 +57,9 @@ import pandas as pd
 
 from features.catalog import Catalog, EventFilter, FeatureSpec, Missing
 from features.columnar import Events, Persons
-from features.config import ConsecutiveRule, LabelConfig, Outcome
+from features.config import LabelConfig
 from features.contract import PERSON_COLUMNS
-from features.sql import DAY_US, MAX_US, RESULT_CODES, TYPE_CODES, count_windows
+from features.sql import DAY_US, RESULT_CODES, TYPE_CODES, count_windows
 
 I64_MIN = np.iinfo(np.int64).min
 I64_MAX = np.iinfo(np.int64).max
@@ -536,113 +536,3 @@ def evaluate(
     out["_status"] = STATUS_NAMES[status]
     out["_in_cohort"] = status == 0
     return out
-
-
-def labels(
-    plan: Plan,
-    ev: Events,
-    atom_e: np.ndarray,
-    pc_: PersonColumns,
-    p: np.ndarray,
-    as_r: np.ndarray,
-    outcomes: Iterable[Outcome],
-    horizon_days: int,
-    observed_us: int,
-    outcome_times: dict[str, np.ndarray] | None = None,
-) -> dict[str, np.ndarray]:
-    """Labels (float 1/0, NaN = unknown) for one chunk: the censoring rule, in one place.
-
-    The label window of a row is ``[as_of, as_of + horizon)``, ended at the
-    planned end of the agreement (``censoring.planned_end: truncate``) — both
-    known at as_of. The row is unknown, whatever happened, when that window is
-    empty, ends after the data cutoff ``observed_us``, or (``drop``) crosses
-    the planned end. Otherwise it is 1 when the outcome happens inside the
-    window no later than the first unplanned exit (``program_exit``, a
-    ``transfer_out`` not followed by a ``transfer_in``), else 0: exits are
-    competing events. ``outcome_times`` gives first-outcome times computed
-    elsewhere (the derived loss-of-contact rule, :mod:`features.labels`);
-    other outcomes use their ``consecutive`` rule when enabled, else the first
-    ``positive`` event in the window. Only final versions of events count.
-    """
-    cfg = plan.config
-    rr, e = _pairs(ev, p)
-    n, A = len(p), plan.n_atoms
-    at = atom_e[e]
-    horizon_end = as_r + int(horizon_days) * DAY_US
-    plan_end = pc_.end_us[p] + DAY_US
-    truncate = cfg.censoring.planned_end == "truncate"
-    end_r = np.minimum(horizon_end, plan_end) if truncate else horizon_end
-    ts = ev.ts[e]
-    win = (ts >= as_r[rr]) & (ts < end_r[rr]) & (at >= 0)
-    if ev.sup is not None:
-        win &= ev.sup[e] == MAX_US
-    k = np.flatnonzero(win)
-    rr, at, ts = rr[k], at[k], ts[k]
-    cell = rr * A + at.astype(np.int64)
-    first_flat = np.full(n * A, I64_MAX, np.int64)
-    np.minimum.at(first_flat, cell, ts)
-    last_flat = np.full(n * A, I64_MIN, np.int64)
-    np.maximum.at(last_flat, cell, ts)
-    first, last = first_flat.reshape(n, A), last_flat.reshape(n, A)
-    exit_us = _group_min(first, plan.atoms(_type("program_exit")))
-    out_us = _group_max(last, plan.atoms(_type("transfer_out")))
-    in_us = _group_max(last, plan.atoms(_type("transfer_in")))
-    out_stop = np.where((out_us != I64_MIN) & (out_us > np.maximum(in_us, -1)), out_us, I64_MAX)
-    stop = np.minimum.reduce([end_r, exit_us, out_stop])
-    unknown = (end_r <= as_r) | (end_r > observed_us)
-    if not truncate:
-        unknown |= horizon_end > plan_end
-    given = outcome_times or {}
-    result: dict[str, np.ndarray] = {}
-    for outcome in outcomes:
-        rule = cfg.outcomes[outcome]
-        if outcome in given:
-            pos = given[outcome]
-        elif rule.consecutive.enabled:
-            pos = _consecutive_time(plan, rule.positive, rule.consecutive, rr, at, ts, as_r, stop)
-        else:
-            pos = _group_min(first, plan.atoms(tuple(rule.positive)))
-        hit = (pos < end_r) & (pos <= stop)
-        result[outcome] = np.where(unknown, np.nan, hit.astype(np.float64))
-    return result
-
-
-def _consecutive_time(
-    plan: Plan,
-    positive: Filters,
-    rule: ConsecutiveRule,
-    rr: np.ndarray,
-    at: np.ndarray,
-    ts: np.ndarray,
-    as_r: np.ndarray,
-    stop: np.ndarray,
-) -> np.ndarray:
-    """When ``rule.k`` consecutive bad intervals first complete (I64_MAX: never).
-
-    ``rr, at, ts`` are the window's pairs. Interval ``j`` is
-    ``[as_of + j*L, as_of + (j+1)*L)``; it is bad at its first positive event
-    (no later than ``stop``) or, when missing tests count, at its end if it
-    ends by ``stop`` with no required event in it.
-    """
-    n, step = len(as_r), int(rule.interval_days) * DAY_US
-    span = int((stop - as_r).max()) if n else 0
-    J = max(1, -(-span // step))
-    j = (ts - as_r[rr]) // step
-    bad_at = np.full((n, J), I64_MAX, np.int64)
-    is_pos = np.isin(at, plan.atoms(positive)) & (ts <= stop[rr])
-    np.minimum.at(bad_at, (rr[is_pos], j[is_pos]), ts[is_pos])
-    if rule.missing_counts_as_positive:
-        tested = np.zeros((n, J), bool)
-        req = np.isin(at, plan.atoms(tuple(rule.required)))
-        tested[rr[req], j[req]] = True
-        ends = as_r[:, None] + (np.arange(J, dtype=np.int64) + 1) * step
-        missing = ~tested & (ends <= stop[:, None])
-        bad_at = np.where(missing, np.minimum(bad_at, ends), bad_at)
-    run = np.zeros(n, np.int64)
-    when = np.full(n, I64_MAX, np.int64)
-    for col in range(J):
-        bad = bad_at[:, col] < I64_MAX
-        run = np.where(bad, run + 1, 0)
-        hit = (run >= rule.k) & (when == I64_MAX)
-        when[hit] = bad_at[hit, col]
-    return when

@@ -50,7 +50,7 @@ from features.columnar import (
 )
 from features.config import OUTCOMES, LabelConfig, config_record, load_label_config
 from features.engine import CHUNK_ROWS, Session, Source, connect, open_session
-from features.labels import derived_times
+from features.labels import chunk_labels, derived_times
 from features.sql import DAY_US
 
 _EVERY = re.compile(r"^(\d+)([DWMY])$")
@@ -262,7 +262,7 @@ def _run(
         if sql is not None and con is not None:
             sql.ent_person, sql.ent_pidx, sql.ent_as, sql.sql_entities = ids[p], p, a, False
             given = {o: derived_times(con, config, o, horizon) for o in derived}
-        labels = fast.labels(
+        labels = chunk_labels(
             plan, coded_events, atom_e, cols, p, a, outcomes, horizon, observed, given
         )
         lap("labels")

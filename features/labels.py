@@ -16,16 +16,18 @@ at its as_of — the planned end and the data snapshot ``observed_until``
 * :func:`build_labels` also leaves rows outside the cohort at as_of unknown
   (cohort membership uses knowledge time, like features).
 
-The rule itself lives in one place, :func:`features.fast.labels`; this module
-adds the derived loss-of-contact rule (``outcomes.loss_of_contact.derived``,
-off by default), whose first-outcome time comes from SQL window functions
-(:func:`derived_query`). It looks only inside the window and is causal (a
-time depends only on events before it): contact gaps are measured from as_of
-and from each contact in the window, and the missed check-ins must both fall
-in the window.
+The rule itself lives in one place, :func:`chunk_labels` (on the numpy engine's
+(row, event) pairs, :mod:`features.fast`); this module also holds the derived
+loss-of-contact rule (``outcomes.loss_of_contact.derived``, off by default), whose
+first-outcome time comes from SQL window functions (:func:`derived_query`). It
+looks only inside the window and is causal (a time depends only on events before
+it): contact gaps are measured from as_of and from each contact in the window,
+and the missed check-ins must both fall in the window.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import duckdb
 import numpy as np
@@ -33,7 +35,8 @@ import pandas as pd
 
 from features import fast
 from features.catalog import load_catalog
-from features.config import LabelConfig, Outcome, load_label_config
+from features.columnar import Events
+from features.config import ConsecutiveRule, LabelConfig, Outcome, load_label_config
 from features.engine import Source, attach, attach_sql, compute, connect, session, set_entities
 from features.sql import DAY_US, MAX_US, RESULT_CODES, TYPE_CODES, filter_sql
 
@@ -78,6 +81,118 @@ SELECT n.row_id,
 FROM lab n LEFT JOIN g ON g.row_id = n.row_id LEFT JOIN k ON k.row_id = n.row_id
 ORDER BY n.row_id
 """
+
+
+def chunk_labels(
+    plan: fast.Plan,
+    ev: Events,
+    atom_e: np.ndarray,
+    pc_: fast.PersonColumns,
+    p: np.ndarray,
+    as_r: np.ndarray,
+    outcomes: Iterable[Outcome],
+    horizon_days: int,
+    observed_us: int,
+    outcome_times: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Labels (float 1/0, NaN = unknown) for one chunk: the censoring rule, in one place.
+
+    The label window of a row is ``[as_of, as_of + horizon)``, ended at the
+    planned end of the agreement (``censoring.planned_end: truncate``) — both
+    known at as_of. The row is unknown, whatever happened, when that window is
+    empty, ends after the data cutoff ``observed_us``, or (``drop``) crosses
+    the planned end. Otherwise it is 1 when the outcome happens inside the
+    window no later than the first unplanned exit (``program_exit``, a
+    ``transfer_out`` not followed by a ``transfer_in``), else 0: exits are
+    competing events. ``outcome_times`` gives first-outcome times computed
+    elsewhere (the derived loss-of-contact rule, :mod:`features.labels`);
+    other outcomes use their ``consecutive`` rule when enabled, else the first
+    ``positive`` event in the window. Only final versions of events count.
+    """
+    cfg = plan.config
+    rr, e = fast._pairs(ev, p)
+    n, A = len(p), plan.n_atoms
+    at = atom_e[e]
+    horizon_end = as_r + int(horizon_days) * DAY_US
+    plan_end = pc_.end_us[p] + DAY_US
+    truncate = cfg.censoring.planned_end == "truncate"
+    end_r = np.minimum(horizon_end, plan_end) if truncate else horizon_end
+    ts = ev.ts[e]
+    win = (ts >= as_r[rr]) & (ts < end_r[rr]) & (at >= 0)
+    if ev.sup is not None:
+        win &= ev.sup[e] == MAX_US
+    k = np.flatnonzero(win)
+    rr, at, ts = rr[k], at[k], ts[k]
+    cell = rr * A + at.astype(np.int64)
+    first_flat = np.full(n * A, fast.I64_MAX, np.int64)
+    np.minimum.at(first_flat, cell, ts)
+    last_flat = np.full(n * A, fast.I64_MIN, np.int64)
+    np.maximum.at(last_flat, cell, ts)
+    first, last = first_flat.reshape(n, A), last_flat.reshape(n, A)
+    exit_us = fast._group_min(first, plan.atoms(fast._type("program_exit")))
+    out_us = fast._group_max(last, plan.atoms(fast._type("transfer_out")))
+    in_us = fast._group_max(last, plan.atoms(fast._type("transfer_in")))
+    out_stop = np.where(
+        (out_us != fast.I64_MIN) & (out_us > np.maximum(in_us, -1)), out_us, fast.I64_MAX
+    )
+    stop = np.minimum.reduce([end_r, exit_us, out_stop])
+    unknown = (end_r <= as_r) | (end_r > observed_us)
+    if not truncate:
+        unknown |= horizon_end > plan_end
+    given = outcome_times or {}
+    result: dict[str, np.ndarray] = {}
+    for outcome in outcomes:
+        rule = cfg.outcomes[outcome]
+        if outcome in given:
+            pos = given[outcome]
+        elif rule.consecutive.enabled:
+            pos = _consecutive_time(plan, rule.positive, rule.consecutive, rr, at, ts, as_r, stop)
+        else:
+            pos = fast._group_min(first, plan.atoms(tuple(rule.positive)))
+        hit = (pos < end_r) & (pos <= stop)
+        result[outcome] = np.where(unknown, np.nan, hit.astype(np.float64))
+    return result
+
+
+def _consecutive_time(
+    plan: fast.Plan,
+    positive: fast.Filters,
+    rule: ConsecutiveRule,
+    rr: np.ndarray,
+    at: np.ndarray,
+    ts: np.ndarray,
+    as_r: np.ndarray,
+    stop: np.ndarray,
+) -> np.ndarray:
+    """When ``rule.k`` consecutive bad intervals first complete (fast.I64_MAX: never).
+
+    ``rr, at, ts`` are the window's pairs. Interval ``j`` is
+    ``[as_of + j*L, as_of + (j+1)*L)``; it is bad at its first positive event
+    (no later than ``stop``) or, when missing tests count, at its end if it
+    ends by ``stop`` with no required event in it.
+    """
+    n, step = len(as_r), int(rule.interval_days) * DAY_US
+    span = int((stop - as_r).max()) if n else 0
+    J = max(1, -(-span // step))
+    j = (ts - as_r[rr]) // step
+    bad_at = np.full((n, J), fast.I64_MAX, np.int64)
+    is_pos = np.isin(at, plan.atoms(positive)) & (ts <= stop[rr])
+    np.minimum.at(bad_at, (rr[is_pos], j[is_pos]), ts[is_pos])
+    if rule.missing_counts_as_positive:
+        tested = np.zeros((n, J), bool)
+        req = np.isin(at, plan.atoms(tuple(rule.required)))
+        tested[rr[req], j[req]] = True
+        ends = as_r[:, None] + (np.arange(J, dtype=np.int64) + 1) * step
+        missing = ~tested & (ends <= stop[:, None])
+        bad_at = np.where(missing, np.minimum(bad_at, ends), bad_at)
+    run = np.zeros(n, np.int64)
+    when = np.full(n, fast.I64_MAX, np.int64)
+    for col in range(J):
+        bad = bad_at[:, col] < fast.I64_MAX
+        run = np.where(bad, run + 1, 0)
+        hit = (run >= rule.k) & (when == fast.I64_MAX)
+        when[hit] = bad_at[hit, col]
+    return when
 
 
 def observed_until_us(con: duckdb.DuckDBPyConnection) -> int:
@@ -125,7 +240,7 @@ def compute_labels(
     atom_e = plan.table[s.events.tc, s.events.rc]
     cols = fast.PersonColumns.of(s.persons, load_catalog())
     parts = [
-        fast.labels(
+        chunk_labels(
             plan,
             s.events,
             atom_e,
