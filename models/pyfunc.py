@@ -6,14 +6,24 @@ Contract: ``mlflow.pyfunc.load_model("models:/sunflower-relapse@champion")
 are picked by name) and returns the calibrated probabilities as a float
 array, one per row. The artifacts are three plain files
 (:mod:`models.predictor`): the LightGBM model text, the Platt parameters and
-the ordered feature list. Loading needs this package importable (the class is
-pickled by reference), as in every Sunflower environment; the files alone are
+the ordered feature list.
+
+The logged model is self-contained (issue 18): it carries the code it runs
+(``code_paths``: the :mod:`models` package only, :data:`CODE_PACKAGES`; the
+pyfunc imports nothing from :mod:`features` or :mod:`serving`) and the full
+pinned tree of what that code imports (:func:`model_requirements`: mlflow,
+lightgbm, numpy, pandas and all their dependencies at the versions installed,
+which are requirements.lock's). So ``mlflow.pyfunc.load_model`` works where
+Sunflower is not installed: a fresh venv with only the model's
+``requirements.txt``, ``mlflow models serve``, Spark executors.
+``tests/models/test_portable.py`` proves it. The three files alone are still
 enough to rebuild the model anywhere.
 """
 
 from __future__ import annotations
 
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +34,43 @@ from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, Schema, TensorSpec
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from models.predictor import CALIBRATION_FILE, FEATURES_FILE, MODEL_FILE, CalibratedBooster
+
+#: What the pyfunc's code imports at run time (the roots of :func:`model_requirements`).
+RUNTIME_PACKAGES = ("mlflow", "lightgbm", "numpy", "pandas")
+#: The project's packages logged as ``code_paths``: the import closure of this module.
+CODE_PACKAGES = ("models",)
+
+
+def model_requirements(roots: tuple[str, ...] = RUNTIME_PACKAGES) -> list[str]:
+    """``name==version`` for ``roots`` and everything they require, as installed.
+
+    Walks the installed distributions' metadata (markers evaluated for this
+    interpreter, no extras), so the pins are the ones the model was trained
+    with: requirements.lock's in a ``make setup`` environment.
+    """
+    pins: dict[str, str] = {}
+    todo = list(roots)
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in pins:
+            continue
+        dist = metadata.distribution(name)
+        pins[name] = dist.version
+        for line in dist.requires or []:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return [f"{name}=={version}" for name, version in sorted(pins.items())]
+
+
+def code_paths() -> list[str]:
+    """The folders of :data:`CODE_PACKAGES`, copied into the model's ``code/``."""
+    here = Path(__file__).resolve().parent  # models/
+    return [str(here.parent / package) for package in CODE_PACKAGES]
 
 
 def frame_matrix(frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
@@ -79,7 +124,8 @@ def log_pyfunc(predictor: CalibratedBooster, registered_model_name: str | None =
                 [[0.0] * len(predictor.feature_names)], columns=predictor.feature_names
             ),
             registered_model_name=registered_model_name,
-            pip_requirements=["lightgbm==4.7.0", "numpy", "pandas", "mlflow"],
+            code_paths=code_paths(),
+            pip_requirements=model_requirements(),
         )
 
 
