@@ -194,6 +194,16 @@ class Catalog(_Strict):
                 self.choices_of(spec)
         return self
 
+    def count_windows(self) -> tuple[int, ...]:
+        """Every finite window a count needs (catalog windows and trend boundaries)."""
+        found: set[int] = set()
+        for spec in self.specs:
+            if spec.kind == "count":
+                found.update(int(str(w)) for w in spec.windows if w != "all")
+            if spec.kind == "share_trend":
+                found.update({spec.recent or 0, (spec.recent or 0) + (spec.prior or 0)})
+        return tuple(sorted(found))
+
     def choices_of(self, spec: FeatureSpec) -> tuple[str, ...]:
         """The contract's choices for a category feature (labels must match exactly)."""
         if spec.kind == "person_category":

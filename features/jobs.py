@@ -9,14 +9,15 @@ outcomes) and ``out/manifest.json``: catalog and label-config versions, a data
 fingerprint (row counts, latest recorded_at, an order-independent hash), row
 counts by as_of, cohort status counts and label rates. It returns the manifest.
 
-Pipeline: persons and events are read and coded once
-(:mod:`features.columnar`); entity rows are built in numpy; the numpy engine
-(:mod:`features.fast`) computes features, cohort and both labels chunk by
-chunk (each chunk bounded by its number of (row, event) pairs); only cohort
-rows are written. The data fingerprint hashes the coded events (person,
+Pipeline: persons and events are read and coded once into a
+:class:`features.engine.Session` (:mod:`features.engine.records`); entity rows
+are built in numpy; the array engine (:mod:`features.engine.array_backend`)
+computes features and cohort, and :func:`features.labels.chunk_labels` both
+labels, chunk by chunk (each chunk bounded by its number of (row, event)
+pairs); only cohort rows are written. The data fingerprint hashes the coded events (person,
 type and result codes, times, value), so it is stable across input formats.
-An outcome with the derived loss-of-contact rule falls back to the SQL label
-query on a DuckDB connection.
+An outcome with the derived loss-of-contact rule takes its outcome times from
+the SQL label query on the session's DuckDB connection.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from features import fast
 from features.catalog import Catalog, load_catalog
-from features.columnar import (
+from features.config import OUTCOMES, LabelConfig, config_record, load_label_config
+from features.engine import CHUNK_ROWS, STATUS_NAMES, Session, Source
+from features.engine import array_backend as fast
+from features.engine.codes import DAY_US
+from features.engine.records import (
     Events,
     Persons,
     event_digest,
@@ -48,10 +52,7 @@ from features.columnar import (
     lookup_codes,
     person_digest_hashes,
 )
-from features.config import OUTCOMES, LabelConfig, config_record, load_label_config
-from features.engine import CHUNK_ROWS, Session, Source, connect, open_session
 from features.labels import chunk_labels, derived_times
-from features.sql import DAY_US
 
 _EVERY = re.compile(r"^(\d+)([DWMY])$")
 
@@ -95,17 +96,6 @@ def entity_rows(
     if not pidx:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(pidx).astype(np.int64), np.concatenate(as_us)
-
-
-def given_rows(persons: Persons, entities: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(pidx, as_us) of given (person_id, as_of) rows, in their order; unknown ids refused."""
-    index = pd.Index(persons.ids.to_numpy())
-    pidx = index.get_indexer(entities["person_id"].astype(str).to_numpy())
-    if (pidx < 0).any():
-        missing = entities["person_id"].to_numpy()[pidx < 0][:3].tolist()
-        raise ValueError(f"entity rows name persons that are not in persons, e.g. {missing}")
-    as_us = pd.to_datetime(entities["as_of"]).astype("datetime64[us]").to_numpy().view(np.int64)
-    return pidx.astype(np.int64), as_us.astype(np.int64)
 
 
 def _xor(values: np.ndarray) -> int:
@@ -176,7 +166,7 @@ def run_features_job(
 
     ``threads`` and ``memory_limit`` apply to the DuckDB connection of the SQL
     fallback (derived labels); ``chunk_rows`` caps the entity rows per chunk.
-    Runs inside :func:`features.columnar.job_memory` (freed memory reused, no huge pages).
+    Runs inside :func:`features.engine.records.job_memory` (freed memory reused, no huge pages).
     """
     if sum(x is not None for x in (as_of, panel, entities, dates)) != 1:
         raise ValueError(
@@ -232,18 +222,17 @@ def _run(
     plan = fast.compile_plan(catalog, config)
     atom_e = lookup_codes(plan.table, coded_events.tc, coded_events.rc)
     cols = fast.PersonColumns.of(coded_persons, catalog)
+    session = Session(
+        persons, events, coded_persons, coded_events, threads=threads, memory_limit=memory_limit
+    )
     if entities is not None:
-        ent_pidx, ent_as = given_rows(coded_persons, entities)
+        given = session.rows(entities)
+        ent_pidx, ent_as = given.pidx, given.as_us
     else:
         ent_pidx, ent_as = entity_rows(coded_persons, cols, dates)
-    observed = coded_events.max_rec or 0
+    observed = session.observed_until_us
     outcomes = [o for o in OUTCOMES if o in config.outcomes]
     derived = [o for o in outcomes if config.outcomes[o].derived.enabled]
-    sql: Session | None = None
-    con = None
-    if derived:
-        con = connect(threads, memory_limit)
-        sql = open_session(con, persons, events, coded_persons, coded_events)
     ids = coded_persons.ids.to_numpy()
     out.mkdir(parents=True, exist_ok=True)
     path = out / "features.parquet"
@@ -254,21 +243,21 @@ def _run(
     known: Counter[str] = Counter()
     positive: Counter[str] = Counter()
     lap("entities")
-    for sl in _chunks(coded_events, ent_pidx, chunk_rows):
+    for sl in fast.row_slices(coded_events, ent_pidx, chunk_rows):
         p, a = ent_pidx[sl], ent_as[sl]
-        data = fast.evaluate(plan, coded_events, atom_e, cols, p, a)
+        data, codes = fast.evaluate_chunk(plan, coded_events, atom_e, cols, p, a)
         lap("features")
-        given: dict[str, np.ndarray] = {}
-        if sql is not None and con is not None:
-            sql.ent_person, sql.ent_pidx, sql.ent_as, sql.sql_entities = ids[p], p, a, False
-            given = {o: derived_times(con, config, o, horizon) for o in derived}
+        rows = session.person_rows(p, a)
+        times: dict[str, np.ndarray] = {
+            o: derived_times(session, rows, config, o, horizon) for o in derived
+        }
         labels = chunk_labels(
-            plan, coded_events, atom_e, cols, p, a, outcomes, horizon, observed, given
+            plan, coded_events, atom_e, cols, p, a, outcomes, horizon, observed, times
         )
         lap("labels")
-        names, counts = np.unique(data.pop("_status").astype(str), return_counts=True)
+        names, counts = np.unique(STATUS_NAMES[codes].astype(str), return_counts=True)
         status.update(dict(zip(names.tolist(), counts.tolist(), strict=True)))
-        keep = data.pop("_in_cohort")
+        keep = codes == 0
         arrays: dict[str, pa.Array] = {
             "person_id": pa.array(ids[p[keep]], pa.string()),
             "as_of": pa.array(a[keep].astype("datetime64[us]")),
@@ -294,6 +283,7 @@ def _run(
     if writer is not None:
         writer.close()
     helper.shutdown()
+    session.close()
     lap("write")
     data_print = fingerprint(coded_persons, coded_events, person_rows.result())
     lap("fingerprint")
@@ -328,12 +318,3 @@ def _run(
     }
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     return manifest
-
-
-def _chunks(events: Events, pidx: np.ndarray, chunk_rows: int) -> list[slice]:
-    """Pair-bounded row chunks, each also at most ``chunk_rows`` rows."""
-    out = []
-    for sl in fast.row_chunks(events, pidx):
-        for lo in range(sl.start, sl.stop, chunk_rows):
-            out.append(slice(lo, min(lo + chunk_rows, sl.stop)))
-    return out

@@ -16,8 +16,8 @@ at its as_of — the planned end and the data snapshot ``observed_until``
 * :func:`build_labels` also leaves rows outside the cohort at as_of unknown
   (cohort membership uses knowledge time, like features).
 
-The rule itself lives in one place, :func:`chunk_labels` (on the numpy engine's
-(row, event) pairs, :mod:`features.fast`); this module also holds the derived
+The rule itself lives in one place, :func:`chunk_labels` (on the array engine's
+(row, event) pairs, :mod:`features.engine.array_backend`); this module also holds the derived
 loss-of-contact rule (``outcomes.loss_of_contact.derived``, off by default), whose
 first-outcome time comes from SQL window functions (:func:`derived_query`). It
 looks only inside the window and is causal (a time depends only on events before
@@ -29,16 +29,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import duckdb
 import numpy as np
 import pandas as pd
 
-from features import fast
 from features.catalog import load_catalog
-from features.columnar import Events
 from features.config import ConsecutiveRule, LabelConfig, Outcome, load_label_config
-from features.engine import Source, attach, attach_sql, compute, connect, session, set_entities
-from features.sql import DAY_US, MAX_US, RESULT_CODES, TYPE_CODES, filter_sql
+from features.engine import Session, Source, get_historical_features
+from features.engine import array_backend as fast
+from features.engine.codes import DAY_US, MAX_US, RESULT_CODES, TYPE_CODES
+from features.engine.records import Events, lookup_codes
+from features.engine.session import EntityRows
+from features.engine.sql_backend import filter_sql
 
 
 def derived_query(config: LabelConfig, outcome: Outcome) -> str:
@@ -195,12 +196,6 @@ def _consecutive_time(
     return when
 
 
-def observed_until_us(con: duckdb.DuckDBPyConnection) -> int:
-    """The data snapshot time: the latest recorded_at (microseconds)."""
-    value = session(con).events.max_rec
-    return int(value) if value is not None else 0
-
-
 def as_int8(values: np.ndarray) -> pd.Series:
     """1.0/0.0/NaN labels as a nullable Int8 series."""
     unknown = np.isnan(values)
@@ -210,10 +205,10 @@ def as_int8(values: np.ndarray) -> pd.Series:
 
 
 def derived_times(
-    con: duckdb.DuckDBPyConnection, config: LabelConfig, outcome: Outcome, horizon_days: int
+    session: Session, rows: EntityRows, config: LabelConfig, outcome: Outcome, horizon_days: int
 ) -> np.ndarray:
-    """Derived-rule outcome times for the session's entity rows (row order; I64_MAX: none)."""
-    attach_sql(con)
+    """Derived-rule outcome times for ``rows`` (row order; I64_MAX: none), on the session's SQL."""
+    con = session.sql_entities(rows)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE lab AS
         SELECT row_id, person_id, as_us, as_us + {int(horizon_days) * DAY_US} AS end_us
         FROM ent_all""")
@@ -222,37 +217,38 @@ def derived_times(
 
 
 def compute_labels(
-    con: duckdb.DuckDBPyConnection,
+    session: Session,
+    rows: EntityRows,
     config: LabelConfig,
     outcome: Outcome,
     horizon_days: int,
     observed_us: int,
 ) -> pd.Series:
-    """Labels for the session's entity rows (row order) as a nullable Int8 series."""
-    s = session(con)
-    assert s.ent_pidx is not None and s.ent_as is not None
+    """Labels for ``rows`` (row order) as a nullable Int8 series (cohort not applied)."""
     given = (
-        {outcome: derived_times(con, config, outcome, horizon_days)}
+        {outcome: derived_times(session, rows, config, outcome, horizon_days)}
         if config.outcomes[outcome].derived.enabled
         else {}
     )
-    plan = fast.compile_plan(load_catalog(), config)
-    atom_e = plan.table[s.events.tc, s.events.rc]
-    cols = fast.PersonColumns.of(s.persons, load_catalog())
+    catalog = load_catalog()
+    plan = fast.compile_plan(catalog, config)
+    ev = session.events
+    atom_e = lookup_codes(plan.table, ev.tc, ev.rc)
+    cols = fast.PersonColumns.of(session.persons, catalog)
     parts = [
         chunk_labels(
             plan,
-            s.events,
+            ev,
             atom_e,
             cols,
-            s.ent_pidx[sl],
-            s.ent_as[sl],
+            rows.pidx[sl],
+            rows.as_us[sl],
             [outcome],
             horizon_days,
             observed_us,
             {o: t[sl] for o, t in given.items()},
         )[outcome]
-        for sl in fast.row_chunks(s.events, s.ent_pidx)
+        for sl in fast.row_chunks(ev, rows.pidx)
     ]
     return as_int8(np.concatenate(parts) if parts else np.zeros(0))
 
@@ -266,22 +262,26 @@ def build_labels(
     horizon_days: int | None = None,
     config: LabelConfig | None = None,
     observed_until: pd.Timestamp | str | None = None,
+    session: Session | None = None,
 ) -> pd.DataFrame:
     """person_id, as_of, label (1, 0, or <NA> when unknown or not in the cohort)."""
     config = config or load_label_config()
     if outcome not in config.outcomes:
         raise ValueError(f"unknown outcome {outcome!r}; choose one of {sorted(config.outcomes)}")
     horizon = horizon_days or config.horizon_days
-    con = connect()
-    attach(con, persons, events)
-    set_entities(con, entities)
-    observed = (
-        observed_until_us(con)
-        if observed_until is None
-        else pd.Timestamp(observed_until).value // 1000
-    )
-    label = compute_labels(con, config, outcome, horizon, observed)
-    cohort = compute(con, load_catalog(), config, cohort_only=True)["_in_cohort"].to_numpy(bool)
+    s = session or Session.open(persons, events)
+    try:
+        rows = s.rows(entities)
+        observed = (
+            s.observed_until_us
+            if observed_until is None
+            else pd.Timestamp(observed_until).value // 1000
+        )
+        label = compute_labels(s, rows, config, outcome, horizon, observed)
+        cohort = get_historical_features(s, rows, config=config, cohort_only=True).in_cohort
+    finally:
+        if session is None:
+            s.close()
     label[~cohort] = pd.NA
     out = entities[["person_id", "as_of"]].copy()
     out["label"] = label.set_axis(out.index)

@@ -8,19 +8,17 @@ kind of catalog feature, the cohort status and both labels are compared.
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.catalog import load_catalog
-from features.columnar import superseded_at
 from features.config import load_label_config
 from features.contract import EVENT_CODED_RESULTS, EVENT_RESULTS, EVENT_TYPES
-from features.engine import attach, compute, compute_sql, set_entities
+from features.engine import Session, get_historical_features
+from features.engine.codes import MAX_US
+from features.engine.records import superseded_at
 from features.labels import compute_labels
-from features.sql import MAX_US
 from tests.features.history import events, persons
 
 BASE = pd.Timestamp("2022-11-01")
@@ -118,22 +116,17 @@ def test_numpy_engine_equals_sql_reference(
     if at_as_of and rows:  # one event exactly at an as_of
         rows = [*rows, {**rows[0], "ts": AS_OFS[1], "lag": 0}]
     frame = _frame(rows, corrections)
-    con = duckdb.connect()
-    attach(con, PERSONS, frame)
-    set_entities(con, ENT)
-    cat, cfg = load_catalog(), load_label_config()
-    got = compute(con, cat, cfg)
-    want = compute_sql(con, cat, cfg)
+    with Session.open(PERSONS, frame) as session:
+        got_all = get_historical_features(session, ENT, backend="array")
+        want_all = get_historical_features(session, ENT, backend="sql")
+    assert got_all.status.astype(str).tolist() == want_all.status.astype(str).tolist()
+    got, want = got_all.features, want_all.features
     assert list(got.columns) == list(want.columns)
     for col in got.columns:
-        if col in {"person_id", "as_of", "_status"}:
-            assert got[col].astype(str).tolist() == want[col].astype(str).tolist(), col
-        else:
-            np.testing.assert_allclose(
-                got[col].to_numpy(dtype=float), want[col].to_numpy(dtype=float), err_msg=col
-            )
-            if col != "row_id":
-                assert got[col].dtype == want[col].dtype, col
+        np.testing.assert_allclose(
+            got[col].to_numpy(dtype=float), want[col].to_numpy(dtype=float), err_msg=col
+        )
+        assert got[col].dtype == want[col].dtype, col
 
 
 _OUTCOME_TYPES = {"urine_test", "hair_test", "lost_contact"}
@@ -152,10 +145,9 @@ def test_whether_a_label_is_known_never_depends_on_the_outcome(
     for outcome in ("relapse", "loss_of_contact"):
         got = []
         for evs in (frame, without):
-            con = duckdb.connect()
-            attach(con, PERSONS, evs)
-            set_entities(con, ENT)
-            got.append(compute_labels(con, cfg, outcome, horizon, observed))  # type: ignore[arg-type]
+            with Session.open(PERSONS, evs) as session:
+                rows = session.rows(ENT)
+                got.append(compute_labels(session, rows, cfg, outcome, horizon, observed))  # type: ignore[arg-type]
         assert got[0].isna().tolist() == got[1].isna().tolist()
         assert not (got[1].fillna(0) == 1).any()
 

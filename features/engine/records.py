@@ -7,11 +7,11 @@ into :class:`Events`: one numpy array per column, rows grouped by ``pidx``
 (``starts[p]:starts[p + 1]`` are person ``p``'s events) —
 
 * ``pidx`` int32, ``tc``/``rc`` int8 type and result codes
-  (:data:`features.sql.TYPE_CODES`, :data:`features.sql.RESULT_CODES`; 0 = no
+  (:data:`features.engine.codes.TYPE_CODES`, :data:`~features.engine.codes.RESULT_CODES`; 0 = no
   or free-text result), ``ts``/``rec`` int64 microseconds of naive local time
   (``rec`` = ``recorded_at``, default ``ts``), ``value`` float64 (NaN = none);
 * ``sup`` int64, when each version was superseded by a correction
-  (:mod:`features.events`: the earliest strictly later ``recorded_at`` of the
+  (:mod:`features.engine.sql_events`: the earliest strictly later ``recorded_at`` of the
   same person, type and ``ts``), or ``None`` when no event is ever corrected.
 
 Events of persons not in the person table are dropped (the SQL engine's
@@ -53,7 +53,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.contract import LOCAL_TZ
-from features.sql import MAX_US, RESULT_CODES, TYPE_CODES
+from features.engine.codes import MAX_US, RESULT_CODES, TYPE_CODES
 
 Source = pd.DataFrame | str | Path
 BATCH_ROWS = 2_000_000
@@ -528,7 +528,7 @@ def visible_at(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """The event versions a worker saw at ``as_of``: ``recorded_at < as_of <= superseded``.
 
     The same correction rule as the features (:func:`superseded_at`,
-    :mod:`features.events`): an event is superseded by a version of the same
+    :mod:`features.engine.sql_events`): an event is superseded by a version of the same
     (person, type, ts) recorded strictly later. Takes canonical event columns
     (person_id, type, ts, recorded_at); returns the visible rows, in order.
     """

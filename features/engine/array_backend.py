@@ -2,7 +2,7 @@
 
 Design
 ------
-Input: :class:`features.columnar.Events` (coded once per job, grouped by
+Input: :class:`features.engine.records.Events` (coded once per job, grouped by
 person) and entity rows ``(pidx, as_us)``. A chunk of entity rows is joined
 to its persons' events by offsets alone — pair ``j`` is (row ``rr[j]``, event
 ``e[j]``) — with no hashing and no string compares. Everything else is a
@@ -14,7 +14,7 @@ handful of vectorised passes over those pairs:
   ``program_exit``). A 2-D lookup gives each event its atom once; a filter
   is then a short list of atoms. The current catalog needs ~25 atoms.
 * **The time rule**, per pair: ``rec < as_of <= sup`` (knowledge time and
-  corrections, :mod:`features.events`). Invisible pairs are dropped first.
+  corrections, :mod:`features.engine.sql_events`). Invisible pairs are dropped first.
 * **Windows.** Each visible pair gets its age bucket relative to its row's
   as_of, ``d = as_of - ts``, split at every window any feature uses (30, 90,
   120, 180, 365 days): bucket ``k`` holds ``edge[k-1] < d <= edge[k]``.
@@ -40,7 +40,7 @@ panel is the same call with more rows: each (row, event) pair costs a few
 nanoseconds, so 24 monthly as_of over 10 M events is ~25 passes over
 ~125 M pairs, with no per-date re-read of the events.
 
-Semantics are exactly those of the SQL compiler in :mod:`features.sql` (kept
+Semantics are exactly those of the SQL compiler in :mod:`features.engine.sql_backend` (kept
 as the declarative reference; ``tests/features/test_fast_engine.py``
 cross-checks the two on random histories), with one deliberate difference:
 a NaN ``value`` counts as missing in sums (SQL ``sum`` of a NaN read from
@@ -56,10 +56,12 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import Catalog, EventFilter, FeatureSpec, Missing
-from features.columnar import Events, Persons
 from features.config import LabelConfig
 from features.contract import PERSON_COLUMNS
-from features.sql import DAY_US, RESULT_CODES, TYPE_CODES, count_windows
+from features.engine.codes import DAY_US, RESULT_CODES, TYPE_CODES
+from features.engine.protocol import CHUNK_ROWS, STATUS_NAMES, Evaluated
+from features.engine.records import Events, Persons, lookup_codes
+from features.engine.session import EntityRows, Session
 
 I64_MIN = np.iinfo(np.int64).min
 I64_MAX = np.iinfo(np.int64).max
@@ -67,10 +69,6 @@ I64_MAX = np.iinfo(np.int64).max
 PAIR_BUDGET = 6_000_000
 _REQUIRED = {c.name: c.required for c in PERSON_COLUMNS}
 Filters = tuple[EventFilter, ...]
-STATUS_NAMES = np.array(
-    ["active", "not_started", "custody", "exited", "ended", "lost_contact", "transferred_out"],
-    dtype=object,
-)
 
 
 def _as_filters(f: EventFilter | Iterable[EventFilter]) -> Filters:
@@ -158,7 +156,7 @@ def compile_plan(cat: Catalog, config: LabelConfig) -> Plan:
     plan.atom_rc = np.array(rcs, np.int64)
     plan.n_atoms = len(sig_ids)
     plan.members = {f: np.array(sorted(a), np.int64) for f, a in grid_members.items()}
-    found = set(count_windows(cat))
+    found = set(cat.count_windows())
     for spec in cat.specs:
         if spec.kind == "sum":
             found.update(int(str(w)) for w in spec.windows if w != "all")
@@ -510,7 +508,7 @@ def _status(
     return np.select(conds, [1, 2, 3, 4, 5, 6], 0).astype(np.int8)
 
 
-def evaluate(
+def evaluate_chunk(
     plan: Plan,
     ev: Events,
     atom_e: np.ndarray,
@@ -518,8 +516,8 @@ def evaluate(
     p: np.ndarray,
     as_r: np.ndarray,
     cohort_only: bool = False,
-) -> dict[str, np.ndarray]:
-    """Feature columns (catalog order) and the hidden cohort columns for one chunk."""
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Feature columns (catalog order; none if ``cohort_only``) and status codes of one chunk."""
     rr, e = _pairs(ev, p)
     seen = _seen(plan, ev, atom_e, as_r, rr, e, need_all=not cohort_only)
     del rr, e
@@ -532,7 +530,48 @@ def evaluate(
                 _person_outputs(plan.catalog, spec, pc_, p, as_r, as_day, start_day, out)
             else:
                 _event_outputs(plan, seen, spec, as_day, start_day, out)
-    status = _status(plan, seen, pc_, p, as_r)
-    out["_status"] = STATUS_NAMES[status]
-    out["_in_cohort"] = status == 0
+    return out, _status(plan, seen, pc_, p, as_r)
+
+
+def row_slices(
+    ev: Events, pidx: np.ndarray, chunk_rows: int = CHUNK_ROWS, budget: int = PAIR_BUDGET
+) -> list[slice]:
+    """Pair-bounded row chunks (:func:`row_chunks`), each also at most ``chunk_rows`` rows."""
+    out = []
+    for sl in row_chunks(ev, pidx, budget):
+        for lo in range(sl.start, sl.stop, chunk_rows):
+            out.append(slice(lo, min(lo + chunk_rows, sl.stop)))
     return out
+
+
+class ArrayBackend:
+    """The array engine behind :class:`features.engine.protocol.Backend` (the hot path)."""
+
+    name = "array"
+
+    def __init__(self, pair_budget: int = PAIR_BUDGET) -> None:
+        self.pair_budget = pair_budget
+
+    def evaluate(
+        self,
+        session: Session,
+        rows: EntityRows,
+        catalog: Catalog,
+        config: LabelConfig,
+        *,
+        cohort_only: bool = False,
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> Evaluated:
+        """Features and cohort status of ``rows``, chunk by chunk of rows."""
+        plan = compile_plan(catalog, config)
+        ev = session.events
+        atom_e = lookup_codes(plan.table, ev.tc, ev.rc)
+        cols = PersonColumns.of(session.persons, catalog)
+        slices = row_slices(ev, rows.pidx, chunk_rows, self.pair_budget) or [slice(0, 0)]
+        parts = [
+            evaluate_chunk(plan, ev, atom_e, cols, rows.pidx[sl], rows.as_us[sl], cohort_only)
+            for sl in slices
+        ]
+        data = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
+        status = np.concatenate([p[1] for p in parts])
+        return Evaluated(pd.DataFrame(data, copy=False), STATUS_NAMES[status])

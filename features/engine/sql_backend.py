@@ -1,12 +1,14 @@
-"""Compile the feature catalog into one DuckDB query (see :mod:`features.engine`).
+"""The SQL reference backend: the feature catalog compiled into one DuckDB query.
 
-Contract: :func:`feature_query` returns SQL over three relations the engine
+Contract: :func:`feature_query` returns SQL over three relations the session
 prepares — ``ent(row_id, person_id, as_us)``, ``per`` (persons) and ``ev``
 (events with integer codes ``tc``/``rc``, microsecond times ``ts_us``,
-``rec_us`` and ``sup_us``, see :mod:`features.events`) — that yields
-``row_id``, ``person_id``, ``as_of``, one column per catalog feature, and the hidden cohort columns
-(``_in_cohort``, ``_status``). Every event term is guarded by the time rule
-``rec_us < as_us AND sup_us >= as_us``; nothing else reads ``ev``.
+``rec_us`` and ``sup_us``, see :mod:`features.engine.sql_events`) — that yields
+``row_id``, ``person_id``, ``as_of``, one column per catalog feature, and the
+cohort columns ``_status`` and ``_in_cohort``, which :class:`SqlBackend` returns
+as :class:`~features.engine.protocol.Evaluated`'s status, never as features.
+Every event term is guarded by the time rule ``rec_us < as_us AND sup_us >=
+as_us``; nothing else reads ``ev``.
 
 Windows: an event is in the ``W``-day window when ``as_of - W days <= ts``
 (and, like every event, known before as_of). Day counts are calendar days on
@@ -17,33 +19,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pandas as pd
+
 from features.catalog import Catalog, EventFilter, FeatureSpec, Missing
-from features.contract import EVENT_CODED_RESULTS, EVENT_TYPES, PERSON_COLUMNS
+from features.config import LabelConfig
+from features.contract import PERSON_COLUMNS
+from features.engine.codes import DAY_US, RESULT_CODES, TYPE_CODES
+from features.engine.dialect import DUCKDB, Dialect
+from features.engine.protocol import CHUNK_ROWS, Evaluated
+from features.engine.session import EntityRows, Session
 
-DAY_US = 86_400_000_000
-MAX_US = 9_223_372_036_854_775_807
-TYPE_CODES: dict[str, int] = {t: i + 1 for i, t in enumerate(EVENT_TYPES)}
-#: Result -> code, for every result the pipeline codes (contract.EVENT_CODED_RESULTS:
-#: the enforced enumerations, then the home-visit results); 0 = none or other text.
-RESULT_CODES: dict[str, int] = {
-    r: i + 1
-    for i, r in enumerate(dict.fromkeys(r for rs in EVENT_CODED_RESULTS.values() for r in rs))
-}
-assert max(RESULT_CODES.values()) < 16, "last_category orders by ts * 16 + result code"
 _REQUIRED = {c.name: c.required for c in PERSON_COLUMNS}
-AS_DAY = f"(n.as_us // {DAY_US})"
 
 
-def type_code_sql(column: str = "type") -> str:
-    """``CASE`` mapping the event type to its integer code."""
-    whens = " ".join(f"WHEN '{t}' THEN {c}" for t, c in TYPE_CODES.items())
-    return f"CAST(CASE {column} {whens} ELSE 0 END AS UTINYINT)"
-
-
-def result_code_sql(column: str = "result") -> str:
-    """``CASE`` mapping the result to its integer code (0 = none or free text)."""
-    whens = " ".join(f"WHEN '{r}' THEN {c}" for r, c in RESULT_CODES.items())
-    return f"CAST(CASE {column} {whens} ELSE 0 END AS UTINYINT)"
+def as_day(d: Dialect) -> str:
+    """The entity row's as_of as a day number (the ``n`` relation's ``as_us``)."""
+    return d.idiv("n.as_us", DAY_US)
 
 
 def filter_sql(filters: EventFilter | Iterable[EventFilter]) -> str:
@@ -78,9 +69,10 @@ class _Aggregates:
 
     SLOT_BITS = 20
 
-    def __init__(self, windows: tuple[int, ...]) -> None:
+    def __init__(self, windows: tuple[int, ...], dialect: Dialect = DUCKDB) -> None:
         self.exprs: dict[str, str] = {}
         self.windows = windows
+        self.d = dialect
 
     def __call__(self, expr: str) -> str:
         if expr not in self.exprs:
@@ -92,6 +84,9 @@ class _Aggregates:
 
     def count(self, predicate: str, window: object) -> str:
         """SQL for the number of matching events in ``window`` (days or "all"); never NULL."""
+        if not self.d.packed_counts:
+            n = self(f"count(*) FILTER (WHERE {predicate}{_window(window)})")
+            return f"CAST(coalesce({n}, 0) AS INTEGER)"
         slot = len(self.windows) if window == "all" else self.windows.index(int(str(window)))
         packed = self(f"sum(pk) FILTER (WHERE {predicate})")
         mask = (1 << self.SLOT_BITS) - 1
@@ -99,35 +94,26 @@ class _Aggregates:
 
     def packed_sql(self) -> str:
         """The per-row ``pk`` expression (a CASE over ``d``, the event's age at as_of)."""
+        if not self.d.packed_counts:
+            return "0"
         bits = self.SLOT_BITS
         top = 1 << (bits * len(self.windows))
         whens = []
         for i, w in enumerate(self.windows):
             value = sum(1 << (bits * j) for j in range(i, len(self.windows))) + top
-            whens.append(f"WHEN d <= {w * DAY_US} THEN CAST('{value}' AS HUGEINT)")
+            whens.append(f"WHEN d <= {w * DAY_US} THEN {self.d.int128(value)}")
         if not whens:
-            return f"CAST('{top}' AS HUGEINT)"
-        return f"CASE {' '.join(whens)} ELSE CAST('{top}' AS HUGEINT) END"
-
-
-def count_windows(cat: Catalog) -> tuple[int, ...]:
-    """Every finite window a count needs (catalog windows and trend boundaries)."""
-    found: set[int] = set()
-    for spec in cat.specs:
-        if spec.kind == "count":
-            found.update(int(str(w)) for w in spec.windows if w != "all")
-        if spec.kind == "share_trend":
-            found.update({spec.recent or 0, (spec.recent or 0) + (spec.prior or 0)})
-    return tuple(sorted(found))
+            return self.d.int128(top)
+        return f"CASE {' '.join(whens)} ELSE {self.d.int128(top)} END"
 
 
 def _window(w: object) -> str:
     return "" if w == "all" else f" AND d <= {int(str(w)) * DAY_US}"
 
 
-def _impute(missing: Missing) -> str:
+def _impute(missing: Missing, d: Dialect) -> str:
     if missing.rule == "days_in_program":
-        return f"({AS_DAY} - epoch_us(CAST(p.program_start AS TIMESTAMP)) // {DAY_US})"
+        return f"({as_day(d)} - {d.idiv(d.epoch_us('p.program_start'), DAY_US)})"
     return repr(missing.value) if missing.rule == "constant" else "0"
 
 
@@ -137,6 +123,8 @@ def _flag(outputs: list[str], spec: FeatureSpec, missing_expr: str) -> None:
 
 
 def _event_outputs(cat: Catalog, spec: FeatureSpec, agg: _Aggregates) -> list[str]:
+    d = agg.d
+    day = as_day(d)
     f = filter_sql(cat.contact if spec.events == "contact" else spec.events)  # type: ignore[arg-type]
     v = filter_sql(spec.versus) if spec.versus else "FALSE"
     out: list[str] = []
@@ -157,44 +145,43 @@ def _event_outputs(cat: Catalog, spec: FeatureSpec, agg: _Aggregates) -> list[st
     elif spec.kind == "days_since_last":
         last = agg(f"max(ts_us) FILTER (WHERE {f})")
         out.append(
-            f"CAST(coalesce({AS_DAY} - {last} // {DAY_US}, {_impute(spec.missing)})"
+            f"CAST(coalesce({day} - {d.idiv(last, DAY_US)}, {_impute(spec.missing, d)})"
             f" AS INTEGER) AS {spec.name}"
         )
         _flag(out, spec, f"{last} IS NULL")
     elif spec.kind == "last_category":
-        code = agg(f"arg_max(rc, ts_us * 16 + rc) FILTER (WHERE {f})")
+        code = agg(f"{d.arg_max('rc', 'ts_us * 16 + rc')} FILTER (WHERE {f})")
         for choice in cat.choices_of(spec):
             rc = RESULT_CODES[choice]
             out.append(f"CAST(coalesce({code} = {rc}, FALSE) AS TINYINT) AS {spec.name}_{choice}")
         out.append(f"CAST({code} IS NULL AS TINYINT) AS {spec.name}_none")
     elif spec.kind == "consecutive":
         reset = agg(f"max(ts_us) FILTER (WHERE {v})")
-        times = agg(f"list(ts_us) FILTER (WHERE {f})")
-        out.append(
-            f"CAST(coalesce(len(list_filter({times}, lambda x: x > coalesce({reset}, -1)))"
-            f", 0) AS INTEGER) AS {spec.name}"
-        )
+        times = agg(f"{d.collect('ts_us')} FILTER (WHERE {f})")
+        after = d.count_where(times, "x", f"x > coalesce({reset}, -1)")
+        out.append(f"CAST(coalesce({after}, 0) AS INTEGER) AS {spec.name}")
     elif spec.kind == "state_now":
         on = agg(
-            f"arg_max(CAST({f} AS INTEGER), ts_us * 2 + CAST({f} AS INTEGER))"
+            f"{d.arg_max(f'CAST({f} AS INTEGER)', f'ts_us * 2 + CAST({f} AS INTEGER)')}"
             f" FILTER (WHERE {f} OR {v})"
         )
         out.append(f"CAST(coalesce({on}, 0) AS TINYINT) AS {spec.name}")
     elif spec.kind == "state_days":
         s = agg(
-            f"list({{'t': ts_us // {DAY_US}, 'on': {f}}} ORDER BY ts_us, {f})"
-            f" FILTER (WHERE {f} OR {v})"
+            d.collect_sorted(
+                {"t": d.idiv("ts_us", DAY_US), "is_on": f}, ["ts_us", f], where=f"{f} OR {v}"
+            )
         )
         for w, name in names.items():
-            lo = f"({AS_DAY} - {w})" if w != "all" else "-1"
-            spell = (
-                f"CASE WHEN {s}[i].on THEN greatest(0, least(coalesce({s}[i + 1].t, {AS_DAY}),"
-                f" {AS_DAY}) - greatest({s}[i].t, {lo})) ELSE 0 END"
-            )
-            out.append(
-                f"CAST(coalesce(list_sum(list_transform(range(1, len({s}) + 1),"
-                f" lambda i: {spell})), 0) AS INTEGER) AS {name}"
-            )
+            lo = f"({day} - {w})" if w != "all" else "-1"
+
+            def spell(cur: str, nxt: str, lo: str = lo) -> str:
+                return (
+                    f"CASE WHEN {cur}.is_on THEN greatest(0, least(coalesce({nxt}.t, {day}),"
+                    f" {day}) - greatest({cur}.t, {lo})) ELSE 0 END"
+                )
+
+            out.append(f"CAST(coalesce({d.sum_pairs(s, spell)}, 0) AS INTEGER) AS {name}")
     elif spec.kind == "share_trend":
         r, p = spec.recent or 0, (spec.recent or 0) + (spec.prior or 0)
         nr, vr = (agg.count(x, r) for x in (f, v))
@@ -202,19 +189,20 @@ def _event_outputs(cat: Catalog, spec: FeatureSpec, agg: _Aggregates) -> list[st
         known = f"({nr} + {vr} > 0 AND {np_} + {vp} > 0)"
         out.append(
             f"CAST(CASE WHEN {known} THEN {nr} / ({nr} + {vr}) - {np_} / ({np_} + {vp})"
-            f" ELSE {_impute(spec.missing)} END AS DOUBLE) AS {spec.name}"
+            f" ELSE {_impute(spec.missing, d)} END AS DOUBLE) AS {spec.name}"
         )
         _flag(out, spec, f"NOT {known}")
     return out
 
 
-def _person_outputs(cat: Catalog, spec: FeatureSpec) -> list[str]:
+def _person_outputs(cat: Catalog, spec: FeatureSpec, d: Dialect = DUCKDB) -> list[str]:
     col = f"p.{spec.column}"
     out: list[str] = []
-    fill = _impute(spec.missing)
+    fill = _impute(spec.missing, d)
+    today = as_day(d)
     if spec.kind == "years_since":
         out.append(
-            f"CAST(coalesce(year(make_timestamp(n.as_us)) - {col}, {fill}) AS INTEGER)"
+            f"CAST(coalesce(year({d.timestamp('n.as_us')}) - {col}, {fill}) AS INTEGER)"
             f" AS {spec.name}"
         )
     elif spec.kind == "years_between":
@@ -222,8 +210,8 @@ def _person_outputs(cat: Catalog, spec: FeatureSpec) -> list[str]:
     elif spec.kind == "person_number":
         out.append(f"CAST(coalesce({col}, {fill}) AS INTEGER) AS {spec.name}")
     elif spec.kind in {"days_since_date", "days_until_date"}:
-        day = f"(epoch_us(CAST({col} AS TIMESTAMP)) // {DAY_US})"
-        diff = f"{AS_DAY} - {day}" if spec.kind == "days_since_date" else f"{day} - {AS_DAY}"
+        day = d.idiv(d.epoch_us(col), DAY_US)
+        diff = f"{today} - {day}" if spec.kind == "days_since_date" else f"{day} - {today}"
         out.append(f"CAST({diff} AS INTEGER) AS {spec.name}")
     elif spec.kind == "person_category":
         for choice in cat.choices_of(spec):
@@ -239,13 +227,13 @@ def _person_outputs(cat: Catalog, spec: FeatureSpec) -> list[str]:
 def cohort_outputs(agg: _Aggregates, exclude_transferred_out: bool) -> list[str]:
     """Hidden cohort columns: who is in the programme and in contact at as_of."""
     exit_us = agg(f"min(ts_us) FILTER (WHERE {type_is('program_exit')})")
-    exit_rc = agg(f"arg_min(rc, ts_us) FILTER (WHERE {type_is('program_exit')})")
+    exit_rc = agg(f"{agg.d.arg_min('rc', 'ts_us')} FILTER (WHERE {type_is('program_exit')})")
     lost = agg(f"max(ts_us) FILTER (WHERE {type_is('lost_contact')})")
     back = agg(f"max(ts_us) FILTER (WHERE {type_is('contact_restored')})")
     out_ = agg(f"max(ts_us) FILTER (WHERE {type_is('transfer_out')})")
     in_ = agg(f"max(ts_us) FILTER (WHERE {type_is('transfer_in')})")
-    start = "epoch_us(CAST(p.program_start AS TIMESTAMP))"
-    end = f"(epoch_us(CAST(p.program_end AS TIMESTAMP)) + {DAY_US})"
+    start = agg.d.epoch_us("p.program_start")
+    end = f"({agg.d.epoch_us('p.program_end')} + {DAY_US})"
     is_lost = f"({lost} IS NOT NULL AND coalesce({back}, -1) < {lost})"
     is_out = f"({out_} IS NOT NULL AND coalesce({in_}, -1) < {out_})"
     status = (
@@ -261,15 +249,19 @@ def cohort_outputs(agg: _Aggregates, exclude_transferred_out: bool) -> list[str]
 
 
 def feature_query(
-    cat: Catalog, *, exclude_transferred_out: bool = True, cohort_only: bool = False
+    cat: Catalog,
+    *,
+    exclude_transferred_out: bool = True,
+    cohort_only: bool = False,
+    dialect: Dialect = DUCKDB,
 ) -> str:
-    """The whole point-in-time feature query (or only the cohort columns)."""
-    agg = _Aggregates(count_windows(cat))
+    """The whole point-in-time feature query (or only the cohort columns), in ``dialect``."""
+    agg = _Aggregates(cat.count_windows(), dialect)
     outputs: list[str] = []
     if not cohort_only:
         for spec in cat.specs:
             if spec.column is not None and spec.events is None:
-                outputs += _person_outputs(cat, spec)
+                outputs += _person_outputs(cat, spec, dialect)
             else:
                 outputs += _event_outputs(cat, spec, agg)
     outputs += cohort_outputs(agg, exclude_transferred_out)
@@ -286,8 +278,44 @@ WITH j AS (
   {agg.select_list()}
   FROM jp GROUP BY row_id
 )
-SELECT n.row_id, n.person_id, make_timestamp(n.as_us) AS as_of,
+SELECT n.row_id, n.person_id, {dialect.timestamp("n.as_us")} AS as_of,
   {select}
 FROM ent n JOIN per p ON p.person_id = n.person_id LEFT JOIN a ON a.row_id = n.row_id
 ORDER BY n.row_id
 """
+
+
+class SqlBackend:
+    """The SQL reference behind :class:`features.engine.protocol.Backend` (DuckDB)."""
+
+    name = "sql"
+
+    def evaluate(
+        self,
+        session: Session,
+        rows: EntityRows,
+        catalog: Catalog,
+        config: LabelConfig,
+        *,
+        cohort_only: bool = False,
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> Evaluated:
+        """:func:`feature_query` on the session's relations, ``chunk_rows`` rows at a time."""
+        con = session.sql_entities(rows)
+        sql = feature_query(
+            catalog,
+            exclude_transferred_out=config.cohort.exclude_transferred_out,
+            cohort_only=cohort_only,
+        )
+        parts = []
+        for lo in range(0, max(len(rows), 1), chunk_rows):
+            hi = min(lo + chunk_rows, len(rows))
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE ent AS SELECT * FROM ent_all "
+                f"WHERE row_id >= {int(lo)} AND row_id < {int(hi)}"
+            )
+            parts.append(con.execute(sql).df())
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        status = frame["_status"].to_numpy(dtype=object)
+        features = frame.drop(columns=["row_id", "person_id", "as_of", "_status", "_in_cohort"])
+        return Evaluated(features.reset_index(drop=True), status)
