@@ -1,0 +1,145 @@
+"""The Spark backend equals the embedded engine: every column, every row (issue 18 item 1).
+
+On ``local[2]`` (one Spark session for the module, ``SPARK_LOCAL_IP=127.0.0.1``):
+
+* the backend (:class:`features.engine.spark.SparkBackend`) against the array
+  engine on a small simulated district with corrections added (later versions of
+  some events, one same-instant tie), at midnight and mid-morning as_of dates:
+  features with their dtypes and the cohort status of every row;
+* the same on the shipped examples (``tests/fixtures/examples``), monthly over
+  their whole span, so not-started, ended and exited people are in it;
+* the job form (:func:`features.engine.spark.spark_features`, Spark reading the
+  Parquet files and building the entity rows) against the embedded job's
+  ``features.parquet`` on a monthly panel: the same rows and feature columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.catalog import load_catalog
+from features.config import load_label_config
+from features.engine import Session, get_historical_features
+from features.engine.spark import (
+    SparkBackend,
+    read_features,
+    spark_features,
+    spark_session,
+    write_features,
+)
+from features.jobs import panel_dates, run_features_job
+from models.panel import load_dir
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark")]
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "examples"
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    session = spark_session("local[2]", app_name="sunflower-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def backend(spark: object) -> Iterator[SparkBackend]:
+    be = SparkBackend(spark=spark)  # type: ignore[arg-type]
+    yield be
+    be.close()
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 simulated people over 18 months, with corrections added, as Parquet."""
+    from simulator import simulate
+
+    out = tmp_path_factory.mktemp("spark_district")
+    simulate(120, date(2023, 1, 1), date(2024, 6, 30), 11, out, truth=False)
+    events = pd.read_parquet(out / "events.parquet")
+    rng = np.random.default_rng(18)
+    coded = events[events["type"].isin(["check_in", "urine_test", "home_visit"])]
+    picked = coded.iloc[rng.choice(len(coded), size=min(60, len(coded)), replace=False)]
+    fixes = picked.copy()
+    fixes["event_id"] = fixes["event_id"] + "-fix"
+    fixes["recorded_at"] = fixes["recorded_at"] + pd.to_timedelta(
+        rng.integers(1, 40 * 24, len(fixes)), unit="h"
+    )
+    flip = {"attended": "missed", "missed": "attended", "negative": "positive"}
+    fixes["result"] = fixes["result"].map(lambda r: flip.get(r, r))
+    tie = fixes.iloc[:1].copy()  # a second version recorded at the same instant
+    tie["event_id"] = tie["event_id"] + "-tie"
+    events = pd.concat([events, fixes, tie], ignore_index=True)
+    events.to_parquet(out / "events.parquet", index=False)
+    return out
+
+
+def assert_same(got: object, want: object) -> None:
+    g, w = got.features, want.features  # type: ignore[attr-defined]
+    assert got.status.astype(str).tolist() == want.status.astype(str).tolist()  # type: ignore[attr-defined]
+    assert list(g.columns) == list(w.columns)
+    assert len(g) == len(w)
+    for col in w.columns:
+        assert g[col].dtype == w[col].dtype, col
+        np.testing.assert_array_equal(g[col].to_numpy(), w[col].to_numpy(), err_msg=col)
+
+
+def both(backend: SparkBackend, persons: pd.DataFrame, events: pd.DataFrame, ent: pd.DataFrame):
+    with Session.open(persons, events) as session:
+        want = get_historical_features(session, ent, backend="array")
+        got = backend.evaluate(
+            session, session.rows(ent), load_catalog(), load_label_config(), chunk_rows=5_000
+        )
+    return got, want
+
+
+def test_spark_backend_equals_the_array_engine_on_a_simulated_district(
+    backend: SparkBackend, district: Path
+) -> None:
+    data = load_dir(district)
+    ids = data.persons["person_id"].tolist()
+    as_ofs = [
+        pd.Timestamp("2023-09-01"),
+        pd.Timestamp("2024-03-01 07:30"),
+        pd.Timestamp("2024-06-01"),
+    ]
+    ent = pd.DataFrame({"person_id": ids * len(as_ofs), "as_of": np.repeat(as_ofs, len(ids))})
+    got, want = both(backend, data.persons, data.events, ent)
+    assert_same(got, want)
+    assert set(want.status) >= {"active", "not_started"}
+    assert len(want.features.columns) > 100
+
+
+def test_spark_backend_equals_the_array_engine_on_the_shipped_examples(
+    backend: SparkBackend,
+) -> None:
+    data = load_dir(EXAMPLES)
+    dates = panel_dates("2022-12-01", "2026-03-01", "1M")
+    ids = data.persons["person_id"].tolist()
+    ent = pd.DataFrame({"person_id": ids * len(dates), "as_of": np.repeat(dates, len(ids))})
+    got, want = both(backend, data.persons, data.events, ent)
+    assert_same(got, want)
+    assert {"active", "not_started", "ended"} <= set(want.status)
+
+
+def test_the_spark_job_writes_what_the_embedded_job_writes(
+    spark: object, district: Path, tmp_path: Path
+) -> None:
+    persons, events = district / "persons.parquet", district / "events.parquet"
+    dates = panel_dates("2023-06-01", "2024-06-01", "3M")
+    run_features_job(persons, events, out=tmp_path / "embedded", dates=dates)
+    want = read_features(tmp_path / "embedded" / "features.parquet")
+    frame = spark_features(spark, persons, events, dates)  # type: ignore[arg-type]
+    got = read_features(write_features(frame, tmp_path / "spark"))
+    columns = [c for c in want.columns if not c.startswith("label_")]
+    assert list(got.columns) == columns
+    assert len(got) == len(want) > 0
+    for col in columns:
+        assert got[col].dtype == want[col].dtype, col
+        np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy(), err_msg=col)
