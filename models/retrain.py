@@ -15,7 +15,10 @@ Contract: :func:`train_and_decide` (used by ``sunflower train`` and
    champion, the absolute gates decide (first run);
 5. promotes with compare-and-set under a lock (:func:`models.registry.promote`):
    if another run moved the alias meanwhile, this one does not promote;
-6. records the decision and its reasons as tags on both versions.
+6. records the decision and its reasons as tags on both versions;
+7. logs the monitoring reference profile with the version's run
+   (:mod:`models.monitoring.reference`: aggregates of the newest cohort the
+   model knows, no person rows).
 
 The challenger's figures come from its fold model (trained on data before the
 latest test period); the registered model is the same recipe refitted on the
@@ -40,6 +43,7 @@ from models import registry
 from models.card import write_card
 from models.config import ModelConfig, Outcome
 from models.fairness import flags
+from models.monitoring.reference import log_reference, reference_from_panel
 from models.panel import InputData, build_panel, known_at
 from models.predictor import CalibratedBooster
 from models.train import Progress, TrainingResult, score_rows, train_outcome
@@ -179,6 +183,10 @@ def train_and_decide(
             extra_tags={"run_fingerprint": fingerprint},
         )
     version = str(mv.version)
+    log_reference(client, str(mv.run_id), reference_from_panel(
+        panel, outcome, result.final, result.final_fold, data.persons,
+        top_fraction=cfg.metrics.top_fraction, per_worker=cfg.metrics.per_worker,
+    ))  # fmt: skip
     expected = str(before.version) if before else None
     promoted = ok and registry.promote(client, outcome, version, expected)
     if ok and not promoted:

@@ -8,6 +8,7 @@ given file; nothing is read at import time.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -254,6 +255,70 @@ class Report(_Model):
     worker_ratio: Band
 
 
+class _Shift(_Model):
+    """A change of the world from ``start`` on (off unless ``enabled``)."""
+
+    enabled: bool = False
+    start: date = date(2025, 3, 1)
+
+    @model_validator(mode="after")
+    def _month_start(self) -> _Shift:
+        # Daily rates are constant within a calendar month (the exact truth relies on it).
+        if self.start.day != 1:
+            raise ValueError(f"shifts: start {self.start} must be the 1st of a month")
+        return self
+
+
+class NewDrug(_Shift):
+    """Entrants from ``start`` increasingly use a new drug (coded ``other``)."""
+
+    drug: str = "other"
+    entrant_share: Prob = 0.35
+    ramp_months: Annotated[int, Field(ge=1)] = 6
+    relapse_factor: Positive = 2.0
+    abscond_factor: Positive = 1.5
+
+    @model_validator(mode="after")
+    def _known_drug(self) -> NewDrug:
+        if self.drug not in DRUGS:
+            raise ValueError(f"shifts.new_drug.drug must be one of {sorted(DRUGS)}")
+        return self
+
+
+class ThinTesting(_Shift):
+    """Urine tests become rarer from ``start``: the daily chance is multiplied."""
+
+    urine_factor: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+
+
+class WorkerLeaves(_Shift):
+    """One town's worker leaves from ``start``: visits, counselling, peer education,
+    family contacts and follow-ups of that town's people are multiplied."""
+
+    town_rank: Annotated[int, Field(ge=1)] = 1  # 1 = the town with the most people
+    contact_factor: Annotated[float, Field(ge=0.0, le=1.0)] = 0.25
+
+
+class Ageing(_Shift):
+    """Entrants from ``start`` are ``years`` older (years of use grow with age)."""
+
+    years: float = 10.0
+
+
+class Shifts(_Model):
+    """Documented shifts of the world for monitoring studies; all off by default."""
+
+    new_drug: NewDrug = NewDrug()
+    testing: ThinTesting = ThinTesting()
+    worker_leaves: WorkerLeaves = WorkerLeaves()
+    ageing: Ageing = Ageing()
+
+    @property
+    def any(self) -> bool:
+        return any(s.enabled for s in (self.new_drug, self.testing, self.worker_leaves,
+                                       self.ageing))  # fmt: skip
+
+
 class SimConfig(_Model):
     """The whole simulator configuration (``default.yaml``)."""
 
@@ -267,6 +332,7 @@ class SimConfig(_Model):
     observation: Observation
     truth: Truth
     report: Report
+    shifts: Shifts = Shifts()
 
     @model_validator(mode="after")
     def _restore_after_window(self) -> SimConfig:

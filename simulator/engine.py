@@ -47,6 +47,7 @@ from simulator.observation import (
     trace_rates,
 )
 from simulator.population import Population, draw_population
+from simulator.shifts import apply_entry_shifts, contact_factor, month_config
 from simulator.truth import CohortState, label_probabilities
 
 WAITING, IN_CONTACT, ABSCONDED, LOST, AWAITING_EXIT, EXITED = range(6)
@@ -117,9 +118,14 @@ class _Sim:
             cov = {k: np.where(new, fresh[k], cov[k]) for k in COVARIATES}
             p_use = np.where(prevalent, cfg.relapse.using_prevalent, cfg.relapse.using_at_entry)
             using = np.where(new, draws[-1] < p_use, using)
-        rates = month_rates(cfg, st_all, cov, dsr)
+        rates = month_rates(month_config(cfg, self.start, b), st_all, cov, dsr)
         load = np.bincount(pop.worker[idx], minlength=pop.n_workers)[pop.worker[idx]]
         traces = trace_rates(cfg, st_all, cov, cfg.population.persons_per_worker / load)
+        contacts = contact_factor(cfg, pop, self.start, b, idx)
+        if contacts is not None:
+            for name in ("visit", "visit_watched", "counselling_a", "counselling_u", "peer",
+                         "family"):  # fmt: skip
+                setattr(traces, name, getattr(traces, name) * contacts)
         interval = check_in_interval(cfg, dsr)
         loc, ex = cfg.loss_of_contact, cfg.exits
         lab = cfg.observation.lab_delay_days
@@ -194,6 +200,7 @@ class _Sim:
                 mobility=cov["mobility"],
                 follow_up=follow_up,
                 watch_until=watch_until,
+                follow_up_factor=contacts,
             )
             emit_traces(buf, cfg, traces, today)
             moving = (status >= IN_CONTACT) & (status < EXITED)
@@ -257,6 +264,7 @@ class _Sim:
             days_since_release=dsr[sel],
             days_to_end=end[sel] - d,
             month_starts=offsets,
+            configs=tuple(month_config(self.cfg, self.start, d + o) for o in (0, *offsets)),
         )
         p_rel, p_loc, se_rel, se_loc = label_probabilities(self.cfg, state, truth_rng)
         n = len(idx)
@@ -311,7 +319,16 @@ def seeded_population(
 ) -> Population:
     """The population a seed draws (its first stream), without running the period."""
     pop_seq = np.random.SeedSequence(seed).spawn(4)[0]
-    return draw_population(cfg, persons, start.toordinal(), n_days, np.random.default_rng(pop_seq))
+    pop = draw_population(cfg, persons, start.toordinal(), n_days, np.random.default_rng(pop_seq))
+    _shift_population(cfg, pop, start, seed)
+    return pop
+
+
+def _shift_population(cfg: SimConfig, pop: Population, start: date, seed: int) -> None:
+    """Entry shifts (:mod:`simulator.shifts`) from a fifth stream; nothing when all are off."""
+    if cfg.shifts.any:
+        shift_seq = np.random.SeedSequence(seed).spawn(5)[4]
+        apply_entry_shifts(cfg, pop, start, np.random.default_rng(shift_seq))
 
 
 def seeded_run(
@@ -329,10 +346,12 @@ def seeded_run(
 
     Four streams are spawned from the seed: population, hidden world, truth,
     observation (spawned children are indexed, so the first three do not
-    depend on the fourth, nor on whether the truth is computed).
+    depend on the fourth, nor on whether the truth is computed); a fifth
+    drives the entry shifts (:mod:`simulator.shifts`) when one is enabled.
     """
     pop_seq, main_seq, truth_seq, obs_seq = np.random.SeedSequence(seed).spawn(4)
     pop = draw_population(cfg, persons, start.toordinal(), n_days, np.random.default_rng(pop_seq))
+    _shift_population(cfg, pop, start, seed)
     events, rows = run(
         cfg,
         pop,

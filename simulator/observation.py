@@ -226,6 +226,8 @@ class Today:
     follow_up: np.ndarray
     #: last day on the worker's watch list (< day if not on it); updated in place
     watch_until: np.ndarray
+    #: per-person multiplier of the chance a sign is followed up (shifts.worker_leaves)
+    follow_up_factor: np.ndarray | None = None
 
 
 def emit_traces(buf: EventBuffer, cfg: SimConfig, tr: TraceRates, t: Today) -> None:
@@ -296,6 +298,8 @@ def _react(rng, o, d: int, signs: dict[str, np.ndarray], moving: np.ndarray, t: 
         chance = np.where(hit, 1 - (1 - chance) * (1 - o.follow_up_share[name]), chance)
     seen = chance > 0
     seen[moving] = True
+    if t.follow_up_factor is not None:
+        chance = chance * t.follow_up_factor
     t.watch_until[seen] = np.maximum(t.watch_until[seen], d + o.watch_days)
     go = np.flatnonzero(rng.random(n) < chance)
     if len(go):

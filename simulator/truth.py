@@ -44,6 +44,9 @@ class CohortState:
     days_to_end: np.ndarray  # planned end - as_of (>= 0): last day in the programme
     #: days from as_of to each calendar month start inside the window, ascending
     month_starts: tuple[int, ...]
+    #: the configuration in force in the as_of month and at each month start
+    #: (differs only under a dated shift, :mod:`simulator.shifts`); empty = ``cfg``
+    configs: tuple[SimConfig, ...] = ()
 
 
 def _f_pow(lam: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -88,14 +91,15 @@ def _paths(cfg: SimConfig, state: CohortState, k: int, rng: np.random.Generator)
     st = state.static.repeat(k)
     cov = {name: np.tile(state.cov[name], k) for name in COVARIATES}
     dsr = np.tile(state.days_since_release, k)
-    first = month_rates(cfg, state.static, state.cov, state.days_since_release)
+    configs = state.configs or (cfg,) * (len(state.month_starts) + 1)
+    first = month_rates(configs[0], state.static, state.cov, state.days_since_release)
     tiled: dict[str, Any] = {
         f: v if np.isscalar(v) else np.tile(v, k) for f, v in vars(first).items()
     }
     rates = [Rates(**tiled)]
-    for offset in state.month_starts:
+    for offset, month_cfg in zip(state.month_starts, configs[1:], strict=True):
         cov = step_covariates(cfg, st, cov, dsr + offset, rng.random((len(COVARIATES), rows * k)))
-        rates.append(month_rates(cfg, st, cov, dsr + offset))
+        rates.append(month_rates(month_cfg, st, cov, dsr + offset))
     return rates
 
 
