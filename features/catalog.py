@@ -170,6 +170,64 @@ class FeatureSpec(_Strict):
         return self
 
 
+class AlertSettings(_Strict):
+    """Thresholds of the alert and cohort rules (the catalog's defaults; a job may override)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    grace_days: int = Field(default=7, ge=0)
+    recent_days: int = Field(default=7, ge=1)
+    agreement_ending_days: int = Field(default=60, ge=0)
+    transferred_in_days: int = Field(default=30, ge=1)
+    first_days: int = Field(default=90, ge=1)
+    unassigned_workers: tuple[str, ...] = ("", "unassigned", "none", "pending", "-")
+
+
+class AlertSpec(_Strict):
+    """One alert: a rule over the events known at as_of, and its bit in ``alert_mask``.
+
+    Rules: ``overdue`` — no ``events`` for longer than the schedule's interval
+    (``every_days`` for months 1–6, 7–12, year 2, year 3 of the programme) plus
+    ``grace_days``, counted from the last such event or the programme start;
+    ``recorded_recently`` — such an event *recorded* in the last ``recent_days``
+    (the latest by ts is reported, with its value); ``no_contact_since`` — the
+    latest ``events`` (a transfer in) has had no ``contact`` since, or the
+    person's worker is an "unassigned" marker.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    bit: int = Field(ge=1)
+    rule: Literal["overdue", "recorded_recently", "no_contact_since"]
+    events: EventFilter
+    every_days: tuple[int, int, int, int] | None = None
+    contact: Literal["contact"] | tuple[EventFilter, ...] | None = None
+    zh: str
+    en: str
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertSpec:
+        if (self.rule == "overdue") != (self.every_days is not None):
+            raise ValueError(f"{self.name}: `every_days` goes with rule overdue, and only there")
+        if (self.rule == "no_contact_since") != (self.contact is not None):
+            raise ValueError(f"{self.name}: `contact` goes with rule no_contact_since")
+        return self
+
+
+class CohortFlagSpec(_Strict):
+    """One 一批一策 cohort flag and its bit in ``cohort_mask``.
+
+    Rules: ``ends_within`` — the planned end is 0..``agreement_ending_days``
+    days away; ``started_within`` — fewer than ``first_days`` days since the
+    programme start; ``event_within`` — such an event (ts) in the last
+    ``transferred_in_days`` days.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    bit: int = Field(ge=1)
+    rule: Literal["ends_within", "started_within", "event_within"]
+    events: EventFilter | None = None
+
+
 class Catalog(_Strict):
     """The parsed catalog. Build with :func:`load_catalog`."""
 
@@ -179,9 +237,18 @@ class Catalog(_Strict):
     plan_items: tuple[PlanItem, ...]
     choice_labels: dict[str, dict[str, tuple[str, str]]]
     specs: tuple[FeatureSpec, ...] = Field(alias="features")
+    alert_settings: AlertSettings = AlertSettings()
+    alerts: tuple[AlertSpec, ...] = ()
+    cohort_flags: tuple[CohortFlagSpec, ...] = ()
 
     @model_validator(mode="after")
     def _references(self) -> Catalog:
+        for group in (self.alerts, self.cohort_flags):
+            bits = [a.bit for a in group]
+            if len(set(bits)) != len(bits) or any(b & (b - 1) for b in bits):
+                raise ValueError("alert and cohort-flag bits must be distinct powers of two")
+            if len({a.name for a in group}) != len(group):
+                raise ValueError("duplicate alert or cohort-flag name")
         ids = {p.id for p in self.plan_items}
         names: set[str] = set()
         for spec in self.specs:

@@ -245,7 +245,7 @@ def _run(
     lap("entities")
     for sl in fast.row_slices(coded_events, ent_pidx, chunk_rows):
         p, a = ent_pidx[sl], ent_as[sl]
-        data, codes = fast.evaluate_chunk(plan, coded_events, atom_e, cols, p, a)
+        data, codes, _ = fast.evaluate_chunk(plan, coded_events, atom_e, cols, p, a)
         lap("features")
         rows = session.person_rows(p, a)
         times: dict[str, np.ndarray] = {

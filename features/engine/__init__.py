@@ -57,10 +57,17 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.catalog import Catalog, load_catalog
+from features.catalog import AlertSettings, Catalog, load_catalog
 from features.config import LabelConfig, load_label_config
 from features.engine.array_backend import ArrayBackend
-from features.engine.protocol import CHUNK_ROWS, STATUS_NAMES, Backend, Evaluated
+from features.engine.protocol import (
+    CHUNK_ROWS,
+    NO_TIME,
+    STATUS_NAMES,
+    Alerts,
+    Backend,
+    Evaluated,
+)
 from features.engine.session import EntityRows, Session, Source
 from features.engine.sql_backend import SqlBackend
 
@@ -70,7 +77,9 @@ BACKENDS: dict[str, Backend] = {"array": ArrayBackend(), "sql": SqlBackend()}
 __all__ = [
     "BACKENDS",
     "CHUNK_ROWS",
+    "NO_TIME",
     "STATUS_NAMES",
+    "Alerts",
     "Backend",
     "EntityRows",
     "Evaluated",
@@ -91,23 +100,29 @@ def get_historical_features(
     backend: str = "array",
     cohort_only: bool = False,
     chunk_rows: int = CHUNK_ROWS,
+    alerts: bool | AlertSettings = False,
 ) -> Evaluated:
     """Features and cohort status at each entity row's as_of (Feast's offline-store call).
 
     ``entities`` has ``person_id`` and ``as_of`` (one as_of per row), or is
     :class:`EntityRows` already. Only events recorded before a row's as_of and
-    not corrected by then are used.
+    not corrected by then are used. ``alerts`` (True: the catalog's
+    ``alert_settings``, or other thresholds) adds the catalog's alerts and
+    cohort flags, computed in the same pass.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown engine backend {backend!r}; choose one of {sorted(BACKENDS)}")
     rows = entities if isinstance(entities, EntityRows) else session.rows(entities)
+    catalog = catalog or load_catalog()
+    settings = catalog.alert_settings if alerts is True else alerts or None
     return BACKENDS[backend].evaluate(
         session,
         rows,
-        catalog or load_catalog(),
+        catalog,
         config or load_label_config(),
         cohort_only=cohort_only,
         chunk_rows=chunk_rows,
+        alerts=settings,
     )
 
 

@@ -55,11 +55,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.catalog import Catalog, EventFilter, FeatureSpec, Missing
+from features.catalog import AlertSettings, AlertSpec, Catalog, EventFilter, FeatureSpec, Missing
 from features.config import LabelConfig
 from features.contract import PERSON_COLUMNS
+from features.engine.alert_rules import AlertInputs, raise_alerts
 from features.engine.codes import DAY_US, RESULT_CODES, TYPE_CODES
-from features.engine.protocol import CHUNK_ROWS, STATUS_NAMES, Evaluated
+from features.engine.protocol import CHUNK_ROWS, STATUS_NAMES, Alerts, Evaluated
 from features.engine.records import Events, Persons, lookup_codes
 from features.engine.session import EntityRows, Session
 
@@ -102,6 +103,11 @@ class Plan:
         return len(self.edges) if window == "all" else self.edges.index(int(str(window)))
 
 
+def alert_contact(cat: Catalog, alert: AlertSpec) -> Filters:
+    """The contact filter of a ``no_contact_since`` alert (the catalog's, by default)."""
+    return cat.contact if alert.contact in (None, "contact") else tuple(alert.contact)  # type: ignore[arg-type]
+
+
 def _event_filter_of(cat: Catalog, spec: FeatureSpec) -> Filters:
     return cat.contact if spec.events == "contact" else _as_filters(spec.events)  # type: ignore[arg-type]
 
@@ -123,6 +129,11 @@ def compile_plan(cat: Catalog, config: LabelConfig) -> Plan:
             sums.append(_event_filter_of(cat, spec))
     for t in ("program_exit", "lost_contact", "contact_restored", "transfer_out", "transfer_in"):
         want.append(_type(t))
+    for alert in cat.alerts:
+        want.append(_as_filters(alert.events))
+        if alert.contact is not None:
+            want.append(alert_contact(cat, alert))
+    want += [_as_filters(f.events) for f in cat.cohort_flags if f.events is not None]
     plan.split_types.add("program_exit")
     for outcome in config.outcomes.values():
         want.append(tuple(outcome.positive))
@@ -218,9 +229,10 @@ class _Seen:
     last: np.ndarray  # (n, A) int64 max ts, I64_MIN when none
     first: np.ndarray  # (n, A) int64 min ts (exit atoms only), I64_MAX when none
     sums: np.ndarray  # (B, n, S) float64 cumulated, S = plan.sum_atoms
-    rr: np.ndarray  # visible pairs: row, atom, ts
+    rr: np.ndarray  # visible pairs: row, atom, ts, event index
     at: np.ndarray
     ts: np.ndarray
+    e: np.ndarray
 
 
 def _seen(
@@ -275,7 +287,7 @@ def _seen(
     sums = sums.reshape(B, n, max(S, 1))
     for j in range(1, B):
         sums[j] += sums[j - 1]
-    return _Seen(counts, last.reshape(n, A), first.reshape(n, A), sums, rr_k, at_k, ts_k)
+    return _Seen(counts, last.reshape(n, A), first.reshape(n, A), sums, rr_k, at_k, ts_k, e_k)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -404,6 +416,7 @@ class PersonColumns:
     categories: dict[str, np.ndarray]  # object, None = missing
     start_us: np.ndarray
     end_us: np.ndarray
+    workers: np.ndarray  # object: worker_id as stored
 
     @classmethod
     def of(cls, persons: Persons, cat: Catalog) -> PersonColumns:
@@ -428,7 +441,13 @@ class PersonColumns:
             values = pd.to_datetime(frame[col]).astype("datetime64[us]")
             return values.to_numpy().view("int64")
 
-        return cls(numbers, categories, micros("program_start"), micros("program_end"))
+        return cls(
+            numbers,
+            categories,
+            micros("program_start"),
+            micros("program_end"),
+            frame["worker_id"].to_numpy(dtype=object),
+        )
 
 
 def _person_outputs(
@@ -516,8 +535,10 @@ def evaluate_chunk(
     p: np.ndarray,
     as_r: np.ndarray,
     cohort_only: bool = False,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Feature columns (catalog order; none if ``cohort_only``) and status codes of one chunk."""
+    alerts: AlertSettings | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray, Alerts | None]:
+    """Feature columns (catalog order; none if ``cohort_only``), status codes and, given
+    ``alerts`` thresholds, the alerts and cohort flags of one chunk."""
     rr, e = _pairs(ev, p)
     seen = _seen(plan, ev, atom_e, as_r, rr, e, need_all=not cohort_only)
     del rr, e
@@ -530,7 +551,46 @@ def evaluate_chunk(
                 _person_outputs(plan.catalog, spec, pc_, p, as_r, as_day, start_day, out)
             else:
                 _event_outputs(plan, seen, spec, as_day, start_day, out)
-    return out, _status(plan, seen, pc_, p, as_r)
+    raised = None if alerts is None else _alerts(plan, seen, ev, pc_, p, as_r, alerts)
+    return out, _status(plan, seen, pc_, p, as_r), raised
+
+
+def _alerts(
+    plan: Plan,
+    seen: _Seen,
+    ev: Events,
+    pc_: PersonColumns,
+    p: np.ndarray,
+    as_r: np.ndarray,
+    settings: AlertSettings,
+) -> Alerts:
+    """The aggregates the alert rules read (:mod:`features.engine.alert_rules`), then the rules."""
+    cat = plan.catalog
+    got = AlertInputs(as_r, pc_.start_us[p], pc_.end_us[p], pc_.workers[p])
+    for alert in cat.alerts:
+        atoms = plan.atoms(alert.events)
+        if alert.rule == "recorded_recently":
+            cut = as_r - settings.recent_days * DAY_US
+            sel = np.flatnonzero(np.isin(seen.at, atoms) & (ev.rec[seen.e] >= cut[seen.rr]))
+            val = ev.value[seen.e[sel]]
+            # the latest by ts; among equal ts the largest value (none lowest)
+            order = np.lexsort((np.where(np.isnan(val), -np.inf, val), seen.ts[sel], seen.rr[sel]))
+            sel = sel[order]
+            rr = seen.rr[sel]
+            latest = sel[np.r_[rr[1:] != rr[:-1], True]] if len(sel) else sel
+            ts = np.full(len(p), I64_MIN, np.int64)
+            value = np.full(len(p), np.nan)
+            ts[seen.rr[latest]] = seen.ts[latest]
+            value[seen.rr[latest]] = ev.value[seen.e[latest]]
+            got.recent[alert.name] = (ts, value)
+        else:
+            got.last[alert.name] = _group_max(seen.last, atoms)
+        if alert.contact is not None:
+            got.contact[alert.name] = _group_max(seen.last, plan.atoms(alert_contact(cat, alert)))
+    for flag in cat.cohort_flags:
+        if flag.events is not None:
+            got.last[flag.name] = _group_max(seen.last, plan.atoms(flag.events))
+    return raise_alerts(cat, settings, got)
 
 
 def row_slices(
@@ -561,17 +621,24 @@ class ArrayBackend:
         *,
         cohort_only: bool = False,
         chunk_rows: int = CHUNK_ROWS,
+        alerts: AlertSettings | None = None,
     ) -> Evaluated:
-        """Features and cohort status of ``rows``, chunk by chunk of rows."""
+        """Features, cohort status (and alerts) of ``rows``, chunk by chunk of rows."""
         plan = compile_plan(catalog, config)
         ev = session.events
         atom_e = lookup_codes(plan.table, ev.tc, ev.rc)
         cols = PersonColumns.of(session.persons, catalog)
         slices = row_slices(ev, rows.pidx, chunk_rows, self.pair_budget) or [slice(0, 0)]
         parts = [
-            evaluate_chunk(plan, ev, atom_e, cols, rows.pidx[sl], rows.as_us[sl], cohort_only)
+            evaluate_chunk(
+                plan, ev, atom_e, cols, rows.pidx[sl], rows.as_us[sl], cohort_only, alerts
+            )
             for sl in slices
         ]
         data = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
         status = np.concatenate([p[1] for p in parts])
-        return Evaluated(pd.DataFrame(data, copy=False), STATUS_NAMES[status])
+        raised = None
+        if alerts is not None:
+            chunks = [(p[2], sl.start) for p, sl in zip(parts, slices, strict=True) if p[2]]
+            raised = Alerts.concat(chunks, [a.name for a in catalog.alerts])
+        return Evaluated(pd.DataFrame(data, copy=False), STATUS_NAMES[status], raised)

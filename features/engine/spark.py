@@ -32,10 +32,14 @@ read the same way.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterable
+import time
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +49,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.catalog import Catalog, load_catalog
-from features.config import LabelConfig, load_label_config
-from features.contract import LOCAL_TZ
+from features.config import OUTCOMES, LabelConfig, config_record, load_label_config
+from features.contract import LOCAL_TZ, PERSON_COLUMN_NAMES
 from features.engine.codes import DAY_US
 from features.engine.dialect import SPARK
 from features.engine.protocol import CHUNK_ROWS, Evaluated
@@ -84,6 +88,8 @@ def spark_session(
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # local workers: this interpreter
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in (START_CONF | SQL_CONF | (conf or {})).items():
         builder = builder.config(key, value)
@@ -259,6 +265,150 @@ WHERE {start} <= d.as_us AND d.as_us < {end}
         .select(*features)
         .withColumn("as_of", F.col("as_of").cast("timestamp_ntz"))
     )
+
+
+def _label_schema(outcomes: Sequence[str]) -> str:
+    return ", ".join(
+        ["person_id string", "as_us bigint"] + [f"label_{o} tinyint" for o in outcomes]
+    )
+
+
+def spark_labels(
+    spark: SparkSession,
+    rows: DataFrame,
+    *,
+    config: LabelConfig | None = None,
+    horizon_days: int | None = None,
+    buckets: int | None = None,
+) -> DataFrame:
+    """Both labels of ``rows`` (person_id, as_us), computed where the person's events are.
+
+    Needs :func:`register_sources`' views. Rows and events are grouped by person
+    bucket (``buckets`` groups, default the shuffle partitions) and each group
+    runs the one label rule (:func:`features.labels.compute_labels`, final
+    versions of events) on its own persons, with the data snapshot time of the
+    whole input (the latest ``recorded_at`` of a known person's event): nothing
+    about a label is written here. Returns person_id, as_us, ``label_<outcome>``
+    (1, 0, or null = unknown).
+    """
+    from pyspark.sql import functions as F
+
+    config = config or load_label_config()
+    horizon = int(horizon_days or config.horizon_days)
+    outcomes = [o for o in OUTCOMES if o in config.outcomes]
+    observed = spark.sql(
+        "SELECT max(rec_us) FROM ev_raw e LEFT SEMI JOIN per p ON p.person_id = e.person_id"
+    ).first()[0]  # type: ignore[index]
+    observed_us = int(observed or 0)
+    n = int(buckets or int(spark.conf.get("spark.sql.shuffle.partitions") or 8))
+    bucket = F.pmod(F.hash("person_id"), F.lit(n)).alias("_bucket")
+    person_cols = [c for c in spark.table("per").columns if c in PERSON_COLUMN_NAMES]
+    left = rows.join(spark.table("per").select(*person_cols), "person_id").select(bucket, "*")
+    right = spark.table("events_src").select(bucket, "*")
+    schema = _label_schema(outcomes)
+
+    def label_group(ent: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+        from features.labels import compute_labels
+
+        out = pd.DataFrame(
+            {"person_id": ent["person_id"].astype(str), "as_us": ent["as_us"].astype("int64")}
+        )
+        if ent.empty:
+            return out.assign(**{f"label_{o}": pd.Series(dtype="Int8") for o in outcomes})
+        persons = ent[person_cols].drop_duplicates("person_id").reset_index(drop=True)
+        entities = pd.DataFrame(
+            {"person_id": out["person_id"], "as_of": out["as_us"].astype("datetime64[us]")}
+        )
+        with Session.open(persons, events.drop(columns="_bucket")) as session:
+            rows_ = session.rows(entities)
+            for o in outcomes:
+                out[f"label_{o}"] = compute_labels(
+                    session, rows_, config, o, horizon, observed_us
+                ).to_numpy()
+        return out
+
+    return (
+        left.groupBy("_bucket").cogroup(right.groupBy("_bucket")).applyInPandas(label_group, schema)
+    )
+
+
+def run_spark_features_job(
+    persons: str | Path,
+    events: str | Path,
+    *,
+    out: Path,
+    dates: list[pd.Timestamp],
+    spark: SparkSession | None = None,
+    master: str = DEFAULT_MASTER,
+    horizon_days: int | None = None,
+    catalog: Catalog | None = None,
+    config: LabelConfig | None = None,
+) -> dict[str, Any]:
+    """``sunflower features --engine spark``: features and labels of the cohort rows.
+
+    Writes ``out/features.parquet`` (a folder of Parquet parts; the embedded
+    job's columns: person_id, as_of, the catalog's features, ``label_<outcome>``)
+    and ``out/manifest.json`` (engine, Spark version and master, dates,
+    versions, rows by as_of, label rates, seconds). Returns the manifest.
+    """
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    catalog, config = catalog or load_catalog(), config or load_label_config()
+    horizon = int(horizon_days or config.horizon_days)
+    spark = spark or spark_session(master)
+    features = spark_features(spark, persons, events, dates, catalog=catalog, config=config)
+    features = features.withColumn(
+        "_as_us", F.unix_micros(F.col("as_of").cast("timestamp"))
+    ).cache()
+    labels = spark_labels(
+        spark,
+        features.select("person_id", F.col("_as_us").alias("as_us")),
+        config=config,
+        horizon_days=horizon,
+    ).withColumnRenamed("as_us", "_as_us")
+    outcomes = [o for o in OUTCOMES if o in config.outcomes]
+    frame = features.join(labels, ["person_id", "_as_us"], "left").drop("_as_us")
+    frame = frame.select(
+        *[c for c in features.columns if c != "_as_us"], *[f"label_{o}" for o in outcomes]
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    path = write_features(frame, out)
+    written = spark.read.parquet(str(path))
+    per_date = {
+        str(r["as_of"].date()): int(r["n"])
+        for r in written.groupBy("as_of").agg(F.count("*").alias("n")).orderBy("as_of").collect()
+    }
+    rates = {}
+    for o in outcomes:
+        row = written.agg(
+            F.count(f"label_{o}").alias("known"), F.sum(f"label_{o}").alias("positive")
+        ).first()
+        known, positive = int(row["known"]), int(row["positive"] or 0)  # type: ignore[index]
+        rates[o] = {
+            "known": known,
+            "positive": positive,
+            "rate": positive / known if known else None,
+        }
+    features.unpersist()
+    manifest = {
+        "job": "features",
+        "engine": "spark",
+        **describe(spark),
+        "as_of_dates": [str(pd.Timestamp(d).date()) for d in dates],
+        "catalog_version": catalog.catalog_version,
+        "label_config_version": config.config_version,
+        "label_config": {**config_record(config), "values": config.model_dump(mode="json")},
+        "horizon_days": horizon,
+        "rows": sum(per_date.values()),
+        "rows_by_as_of": per_date,
+        "label_rates": rates,
+        "features": [f.name for f in catalog.features()],
+        "output": path.name,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+    return manifest
 
 
 def write_features(frame: DataFrame, out: Path) -> Path:

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
-from features.catalog import Catalog, EventFilter, FeatureSpec, Missing
+from features.catalog import AlertSettings, Catalog, EventFilter, FeatureSpec, Missing
 from features.config import LabelConfig
 from features.contract import PERSON_COLUMNS
+from features.engine.alert_rules import AlertInputs, raise_alerts
 from features.engine.codes import DAY_US, RESULT_CODES, TYPE_CODES
 from features.engine.dialect import DUCKDB, Dialect
-from features.engine.protocol import CHUNK_ROWS, Evaluated
+from features.engine.protocol import CHUNK_ROWS, NO_TIME, Alerts, Evaluated
 from features.engine.session import EntityRows, Session
 
 _REQUIRED = {c.name: c.required for c in PERSON_COLUMNS}
@@ -285,6 +287,86 @@ ORDER BY n.row_id
 """
 
 
+def alert_query(cat: Catalog, settings: AlertSettings) -> str:
+    """The aggregates the alert rules read (:class:`~features.engine.alert_rules.AlertInputs`).
+
+    One row per entity row (``ent``), in row order: ``as_us``, the programme
+    dates, ``worker_id``, and per rule ``last_<name>`` / ``contact_<name>`` /
+    ``recent_ts_<name>`` + ``recent_value_<name>`` (NULL: none), from the
+    events visible at as_of (the same time rule as the features).
+    """
+    outputs: list[str] = []
+    recent: list[str] = []
+    for alert in cat.alerts:
+        f = filter_sql(alert.events)
+        if alert.rule == "recorded_recently":
+            cut = f"rec_us >= as_us - {int(settings.recent_days) * DAY_US}"
+            outputs.append(f"max(ts_us) FILTER (WHERE {f} AND {cut}) AS recent_ts_{alert.name}")
+            recent.append(
+                f"max(j.value) FILTER (WHERE {f} AND {cut} "
+                f"AND j.ts_us = a.recent_ts_{alert.name}) AS recent_value_{alert.name}"
+            )
+        else:
+            outputs.append(f"max(ts_us) FILTER (WHERE {f}) AS last_{alert.name}")
+        if alert.contact is not None:
+            contact = cat.contact if alert.contact == "contact" else alert.contact
+            outputs.append(
+                f"max(ts_us) FILTER (WHERE {filter_sql(contact)}) AS contact_{alert.name}"
+            )
+    for flag in cat.cohort_flags:
+        if flag.events is not None:
+            outputs.append(
+                f"max(ts_us) FILTER (WHERE {filter_sql(flag.events)}) AS last_{flag.name}"
+            )
+    values = ",\n  ".join(recent) if recent else "NULL AS no_recent"
+    return f"""
+WITH j AS (
+  SELECT n.row_id, n.as_us, v.ts_us, v.rec_us, v.tc, v.rc, CAST(v.value AS DOUBLE) AS value
+  FROM ent n JOIN ev v ON v.person_id = n.person_id
+  WHERE v.rec_us < n.as_us AND v.sup_us >= n.as_us
+), a AS (
+  SELECT row_id,
+  {", ".join(outputs) if outputs else "NULL AS nothing"}
+  FROM j GROUP BY row_id
+), b AS (
+  SELECT j.row_id,
+  {values}
+  FROM j JOIN a ON a.row_id = j.row_id GROUP BY j.row_id
+)
+SELECT n.row_id, n.as_us,
+  epoch_us(CAST(CAST(p.program_start AS DATE) AS TIMESTAMP)) AS start_us,
+  epoch_us(CAST(CAST(p.program_end AS DATE) AS TIMESTAMP)) AS end_us,
+  CAST(p.worker_id AS VARCHAR) AS worker_id, a.*, b.*
+FROM ent n JOIN per p ON p.person_id = n.person_id
+LEFT JOIN a ON a.row_id = n.row_id LEFT JOIN b ON b.row_id = n.row_id
+ORDER BY n.row_id
+"""
+
+
+def _alert_inputs(cat: Catalog, frame: pd.DataFrame) -> AlertInputs:
+    def us(col: str) -> np.ndarray:
+        return frame[col].astype("Int64").fillna(NO_TIME).to_numpy(dtype=np.int64)
+
+    got = AlertInputs(
+        us("as_us"), us("start_us"), us("end_us"), frame["worker_id"].to_numpy(dtype=object)
+    )
+    for alert in cat.alerts:
+        if alert.rule == "recorded_recently":
+            value = frame[f"recent_value_{alert.name}"].astype("Float64")
+            got.recent[alert.name] = (
+                us(f"recent_ts_{alert.name}"),
+                value.to_numpy(dtype=np.float64, na_value=np.nan),
+            )
+        else:
+            got.last[alert.name] = us(f"last_{alert.name}")
+        if alert.contact is not None:
+            got.contact[alert.name] = us(f"contact_{alert.name}")
+    for flag in cat.cohort_flags:
+        if flag.events is not None:
+            got.last[flag.name] = us(f"last_{flag.name}")
+    return got
+
+
 class SqlBackend:
     """The SQL reference behind :class:`features.engine.protocol.Backend` (DuckDB)."""
 
@@ -299,6 +381,7 @@ class SqlBackend:
         *,
         cohort_only: bool = False,
         chunk_rows: int = CHUNK_ROWS,
+        alerts: AlertSettings | None = None,
     ) -> Evaluated:
         """:func:`feature_query` on the session's relations, ``chunk_rows`` rows at a time."""
         con = session.sql_entities(rows)
@@ -307,7 +390,7 @@ class SqlBackend:
             exclude_transferred_out=config.cohort.exclude_transferred_out,
             cohort_only=cohort_only,
         )
-        parts = []
+        parts, raised = [], []
         for lo in range(0, max(len(rows), 1), chunk_rows):
             hi = min(lo + chunk_rows, len(rows))
             con.execute(
@@ -315,7 +398,11 @@ class SqlBackend:
                 f"WHERE row_id >= {int(lo)} AND row_id < {int(hi)}"
             )
             parts.append(con.execute(sql).df())
+            if alerts is not None:
+                got = _alert_inputs(catalog, con.execute(alert_query(catalog, alerts)).df())
+                raised.append((raise_alerts(catalog, alerts, got), lo))
         frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         status = frame["_status"].to_numpy(dtype=object)
         features = frame.drop(columns=["row_id", "person_id", "as_of", "_status", "_in_cohort"])
-        return Evaluated(features.reset_index(drop=True), status)
+        found = Alerts.concat(raised, [a.name for a in catalog.alerts]) if raised else None
+        return Evaluated(features.reset_index(drop=True), status, found)

@@ -117,9 +117,17 @@ def test_numpy_engine_equals_sql_reference(
         rows = [*rows, {**rows[0], "ts": AS_OFS[1], "lag": 0}]
     frame = _frame(rows, corrections)
     with Session.open(PERSONS, frame) as session:
-        got_all = get_historical_features(session, ENT, backend="array")
-        want_all = get_historical_features(session, ENT, backend="sql")
+        got_all = get_historical_features(session, ENT, backend="array", alerts=True)
+        want_all = get_historical_features(session, ENT, backend="sql", alerts=True)
     assert got_all.status.astype(str).tolist() == want_all.status.astype(str).tolist()
+    # alerts and cohort flags: declared once in the catalog, equal from both backends
+    assert got_all.alerts is not None and want_all.alerts is not None
+    a, b = got_all.alerts, want_all.alerts
+    assert a.row.tolist() == b.row.tolist() and a.kind.tolist() == b.kind.tolist()
+    assert a.since_us.tolist() == b.since_us.tolist()
+    np.testing.assert_array_equal(a.days, b.days)
+    np.testing.assert_array_equal(a.value, b.value)
+    assert a.cohort_mask.tolist() == b.cohort_mask.tolist()
     got, want = got_all.features, want_all.features
     assert list(got.columns) == list(want.columns)
     for col in got.columns:
