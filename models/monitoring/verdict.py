@@ -16,8 +16,8 @@ The thresholds (:class:`Thresholds`) and why:
   ``min_importance`` of its split gain) has PSI >= ``psi_major`` (0.25, the
   credit-scoring convention for a major population shift; 0.10–0.25 is
   listed as ``info``) and the shift is larger than sampling noise
-  (``alpha`` = 0.01, Bonferroni over the scope's items — a town of 300 people
-  has PSI ~0.03 from noise alone).
+  (chi-square test, ``alpha`` = 0.01 with a Bonferroni correction over every
+  item of the day's report, district and towns: one decision per day).
 * **Missing values**: a used feature's missing (imputed) share moving by
   ``missing_change`` (0.10) or more is ``watch``: usually a feed that
   stopped, not a changed population.
@@ -29,15 +29,18 @@ The thresholds (:class:`Thresholds`) and why:
   changed cohort); it assumes calibration holds, so it cannot prove a drop.
 * **Realised quality (labels in)**, on the latest closed run: the gap
   realised - expected precision@10% below -``gap`` (0.05, the issue's
-  tolerance for the estimate) and beyond ``z`` (2) binomial standard errors;
-  observed / expected positives outside ``calibration`` ([0.8, 1.25], the
-  fairness audit's bounds: the bands are absolute thresholds on p, so a 25 %
-  calibration error moves people across bands) and beyond ``z`` Poisson
-  errors; realised ROC AUC below the expected by more than ``auc_drop`` (0.05)
-  and beyond ``z`` Hanley–McNeil errors. One closed run is ``watch``; the
-  same signal on the ``consecutive`` (2) latest closed runs is
-  **retrain recommended** — one run can be bad luck, two in a row at these
-  margins rarely are.
+  tolerance for the estimate) and beyond ``z_watch`` (3) binomial standard
+  errors; observed / expected positives outside ``calibration`` ([0.8, 1.25],
+  the fairness audit's bounds: the bands are absolute thresholds on p, so a
+  25 % calibration error moves people across bands) and beyond ``z_watch``
+  Poisson errors; realised ROC AUC below the model's own on its validation
+  dates (the reference's ``realised``) by more than ``auc_drop`` (0.05) and
+  beyond ``z_watch`` Hanley–McNeil errors. That is ``watch``: 3 standard
+  errors happen by chance about once in 400 per figure, so 12 monthly runs
+  of 3 figures stay quiet ~9 times in 10 (2 errors would alarm in most
+  years). When the run before showed the same signal beyond ``z`` (2) as
+  well (``consecutive`` = 2 closed runs), it is **retrain recommended**:
+  one run can be bad luck, two in a row at these margins rarely are.
 * Towns are judged by the same rules with at least ``min_town_rows`` (100)
   people today for drift, and ``min_town_positives`` (20) positives and
   ``min_town_selected`` (20) listed people for realised quality, and can raise
@@ -69,6 +72,7 @@ class Thresholds:
     gap: float = 0.05
     calibration: tuple[float, float] = (0.8, 1.25)
     auc_drop: float = 0.05
+    z_watch: float = 3.0
     z: float = 2.0
     consecutive: int = 2
     min_town_positives: int = 20
@@ -116,11 +120,9 @@ def drift_evidence(report: pd.DataFrame, t: Thresholds) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if report.empty:
         return out
-    for (scope, key), rows in report.groupby(["scope", "key"], sort=False):
-        if scope == "town" and rows["n_now"].max() < t.min_town_rows:
-            continue
-        tested = rows["psi"].notna().sum()
-        cut = t.alpha / max(int(tested), 1)
+    judged = (report["scope"] == "district") | (report["n_now"] >= t.min_town_rows)
+    cut = t.alpha / max(int((judged & report["psi"].notna()).sum()), 1)
+    for (scope, key), rows in report[judged].groupby(["scope", "key"], sort=False):
         r: Any
         for r in rows.itertuples(index=False):
             psi, p_value = getattr(r, "psi", math.nan), getattr(r, "p_value", math.nan)
@@ -207,62 +209,51 @@ def _auc_se(auc: float, n1: float, n0: float) -> float:
     return math.sqrt(max(var, 0.0))
 
 
-def _signals(r: Any, t: Thresholds) -> list[tuple[str, float, float | str, str]]:
-    """The realised signals of one closed run in one scope: (what, value, limit, reason)."""
-    out: list[tuple[str, float, float | str, str]] = []
+def _signals(
+    r: Any, t: Thresholds, z: float, ref_auc: float | None
+) -> dict[str, tuple[float, float | str, str]]:
+    """The realised signals of one closed run in one scope at ``z`` standard errors."""
+    out: dict[str, tuple[float, float | str, str]] = {}
     gap = r.precision_at_10pct_realised - r.precision_at_10pct_expected
     k = r.selected_at_10pct
     p = r.precision_at_10pct_expected
     se = math.sqrt(p * (1 - p) / k) if k and p == p else math.nan
-    if gap == gap and gap < -t.gap and se == se and -gap > t.z * se:
-        out.append(
-            (
-                "precision@10% realised - expected",
-                gap,
-                -t.gap,
-                "the lists found fewer people with the outcome than the probabilities said",
-            )
+    if gap == gap and gap < -t.gap and se == se and -gap > z * se:
+        out["precision@10% realised - expected"] = (
+            gap,
+            -t.gap,
+            "the lists found fewer people with the outcome than the probabilities said",
         )
     expected = r.expected_positives
     ratio = r.positives / expected if expected > 0 else math.nan
     lo, hi = t.calibration
-    if (
-        ratio == ratio
-        and not lo <= ratio <= hi
-        and abs(r.positives - expected) > t.z * math.sqrt(expected)
-    ):
-        out.append(
-            (
-                "observed / expected positives",
-                ratio,
-                f"[{lo}, {hi}]",
-                "the probabilities no longer match the outcomes (bands shift)",
-            )
+    off = abs(r.positives - expected) > z * math.sqrt(expected) if expected > 0 else False
+    if ratio == ratio and not lo <= ratio <= hi and off:
+        out["observed / expected positives"] = (
+            ratio,
+            f"[{lo}, {hi}]",
+            "the probabilities no longer match the outcomes (bands shift)",
         )
-    auc_gap = r.roc_auc_realised - r.roc_auc_expected
-    se_auc = _auc_se(r.roc_auc_realised, r.positives, r.n - r.positives)
-    if (
-        auc_gap == auc_gap
-        and auc_gap < -t.auc_drop
-        and se_auc == se_auc
-        and -auc_gap > t.z * se_auc
-    ):
-        out.append(
-            (
-                "ROC AUC realised - expected",
-                auc_gap,
+    if ref_auc is not None and ref_auc == ref_auc:
+        drop = r.roc_auc_realised - ref_auc
+        se_auc = _auc_se(r.roc_auc_realised, r.positives, r.n - r.positives)
+        if drop == drop and drop < -t.auc_drop and se_auc == se_auc and -drop > z * se_auc:
+            out["ROC AUC realised - at training"] = (
+                drop,
                 -t.auc_drop,
-                "the ranking separates worse than expected",
+                "the ranking separates worse than on the model's own validation dates",
             )
-        )
     return out
 
 
-def realised_evidence(closed: pd.DataFrame, t: Thresholds) -> list[dict[str, Any]]:
+def realised_evidence(
+    closed: pd.DataFrame, t: Thresholds, reference: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Evidence from closed runs (:func:`closed_table`: one row per (as_of, scope, key))."""
     out: list[dict[str, Any]] = []
     if closed.empty:
         return out
+    ref_auc = (reference or {}).get("realised", {}).get("roc_auc")
     for (scope, key), rows in closed.sort_values("as_of").groupby(["scope", "key"], sort=False):
         if scope == "town":
             rows = rows[
@@ -271,14 +262,16 @@ def realised_evidence(closed: pd.DataFrame, t: Thresholds) -> list[dict[str, Any
             ]
         if rows.empty:
             continue
-        latest = list(rows.tail(t.consecutive).itertuples(index=False))
-        found = [{s[0]: s for s in _signals(r, t)} for r in latest]
-        last = latest[-1]
-        for what, value, limit, reason in found[-1].values():
-            every = len(latest) >= t.consecutive and all(what in f for f in found)
-            level = "retrain" if every and scope == "district" else "watch"
-            note = f" ({t.consecutive} closed runs in a row)" if every else ""
-            out.append(_item(level, scope, key, what, value, limit, reason + note, last.as_of))
+        runs = list(rows.itertuples(index=False))
+        auc = ref_auc if scope == "district" else None
+        latest = _signals(runs[-1], t, t.z_watch, auc)
+        before = [_signals(r, t, t.z, auc) for r in runs[-t.consecutive : -1]]
+        every = len(before) == t.consecutive - 1
+        for what, (value, limit, reason) in latest.items():
+            again = every and all(what in b for b in before)
+            level = "retrain" if again and scope == "district" else "watch"
+            note = f" (also on the {t.consecutive - 1} closed run(s) before)" if again else ""
+            out.append(_item(level, scope, key, what, value, limit, reason + note, runs[-1].as_of))
     return out
 
 
@@ -293,7 +286,7 @@ def verdict(
     t = thresholds or Thresholds()
     evidence = drift_evidence(drift, t)
     evidence += expected_evidence(expected_today, reference, t)
-    evidence += realised_evidence(closed, t)
+    evidence += realised_evidence(closed, t, reference)
     evidence.sort(key=lambda e: (-ORDER[e["level"]], e["scope"] != "district", e["what"]))
     top = max((ORDER[e["level"]] for e in evidence), default=0)
     levels: tuple[Level, Level, Level] = ("ok", "watch", "retrain")
