@@ -191,8 +191,9 @@ class AlertSpec(_Strict):
     ``grace_days``, counted from the last such event or the programme start;
     ``recorded_recently`` — such an event *recorded* in the last ``recent_days``
     (the latest by ts is reported, with its value); ``no_contact_since`` — the
-    latest ``events`` (a transfer in) has had no ``contact`` since, or the
-    person's worker is an "unassigned" marker.
+    latest ``events`` (a transfer in) has had no contact since (the catalog's
+    ``contact``, the same the features count), or the person's worker is an
+    "unassigned" marker.
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
@@ -200,7 +201,7 @@ class AlertSpec(_Strict):
     rule: Literal["overdue", "recorded_recently", "no_contact_since"]
     events: EventFilter
     every_days: tuple[int, int, int, int] | None = None
-    contact: Literal["contact"] | tuple[EventFilter, ...] | None = None
+    contact: Literal["contact"] | None = None  # the catalog's one idea of contact
     zh: str
     en: str
 

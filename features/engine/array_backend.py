@@ -104,8 +104,8 @@ class Plan:
 
 
 def alert_contact(cat: Catalog, alert: AlertSpec) -> Filters:
-    """The contact filter of a ``no_contact_since`` alert (the catalog's, by default)."""
-    return cat.contact if alert.contact in (None, "contact") else tuple(alert.contact)  # type: ignore[arg-type]
+    """The contact filter of a ``no_contact_since`` alert: the catalog's one ``contact``."""
+    return cat.contact
 
 
 def _event_filter_of(cat: Catalog, spec: FeatureSpec) -> Filters:

@@ -309,7 +309,7 @@ def alert_query(cat: Catalog, settings: AlertSettings) -> str:
         else:
             outputs.append(f"max(ts_us) FILTER (WHERE {f}) AS last_{alert.name}")
         if alert.contact is not None:
-            contact = cat.contact if alert.contact == "contact" else alert.contact
+            contact = cat.contact
             outputs.append(
                 f"max(ts_us) FILTER (WHERE {filter_sql(contact)}) AS contact_{alert.name}"
             )
