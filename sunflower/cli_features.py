@@ -3,8 +3,9 @@
 Contract: thin wiring over :func:`features.jobs.run_features_job`. Inputs are
 Parquet files (``--data DIR`` with persons.parquet / events.parquet, default
 ``$SUNFLOWER_HOME/district``); output goes to ``--out`` (default
-``$SUNFLOWER_HOME/features/<as_of or panel>``). The lead adds
-``cli_features.register(app)`` to :mod:`sunflower.cli`.
+``$SUNFLOWER_HOME/features/<as_of or panel>``). ``--engine spark`` runs the
+same catalog and label rule on Spark (:func:`features.engine.spark.run_spark_features_job`,
+``--master``, default ``local[2]``); features.parquet is then a folder of parts.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--labels", help="Label config YAML; default the home's, else shipped."),
         ] = None,
+        engine: Annotated[
+            str,
+            typer.Option(
+                "--engine", help="embedded (one machine) or spark (the same catalog on Spark)."
+            ),
+        ] = "embedded",
+        master: Annotated[
+            str, typer.Option("--master", help="Spark master with --engine spark.")
+        ] = "local[2]",
     ) -> None:
         """Write features.parquet and manifest.json for one as_of or a panel."""
         from features.config import use_label_file
@@ -52,12 +62,29 @@ def register(app: typer.Typer) -> None:
         data = data or home / "district"
         tag = as_of if as_of else f"panel-{panel[0]}-{panel[1]}-{every}"  # type: ignore[index]
         out = out or home / "features" / str(tag)
-        manifest = run_features_job(
-            data / "persons.parquet",
-            data / "events.parquet",
-            out=out,
-            as_of=as_of,
-            panel=(panel[0], panel[1], every) if panel else None,
-        )
+        if engine not in {"embedded", "spark"}:
+            raise typer.BadParameter("--engine: embedded or spark")
+        if engine == "spark":
+            import pandas as pd
+
+            from features.engine.spark import run_spark_features_job
+            from features.jobs import panel_dates
+
+            dates = panel_dates(*panel, every) if panel else [pd.Timestamp(str(as_of))]
+            manifest = run_spark_features_job(
+                data / "persons.parquet",
+                data / "events.parquet",
+                out=out,
+                dates=[d.normalize() for d in dates],
+                master=master,
+            )
+        else:
+            manifest = run_features_job(
+                data / "persons.parquet",
+                data / "events.parquet",
+                out=out,
+                as_of=as_of,
+                panel=(panel[0], panel[1], every) if panel else None,
+            )
         summary = {k: manifest[k] for k in ("rows", "label_rates", "seconds")}
         typer.echo(json.dumps({"out": str(out), **summary}, ensure_ascii=False))
