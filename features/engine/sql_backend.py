@@ -8,7 +8,9 @@ prepares — ``ent(row_id, person_id, as_us)``, ``per`` (persons) and ``ev``
 cohort columns ``_status`` and ``_in_cohort``, which :class:`SqlBackend` returns
 as :class:`~features.engine.protocol.Evaluated`'s status, never as features.
 Every event term is guarded by the time rule ``rec_us < as_us AND sup_us >=
-as_us``; nothing else reads ``ev``.
+as_us``; nothing else reads ``ev``. The query is written once and rendered in a
+:class:`~features.engine.dialect.Dialect`: DuckDB by default, Spark SQL for
+:mod:`features.engine.spark` (same rules, different spelling).
 
 Windows: an event is in the ``W``-day window when ``as_of - W days <= ts``
 (and, like every event, known before as_of). Day counts are calendar days on
