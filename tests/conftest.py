@@ -44,3 +44,18 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local[2] Spark session for the test process (``SPARK_LOCAL_IP=127.0.0.1``).
+
+    Tests that use it are in the ``spark`` xdist group, so one worker starts it once.
+    """
+    from features.engine.spark import spark_session
+
+    # whole-stage codegen of the ~200-aggregate query costs more than it saves on tiny inputs
+    conf = {"spark.sql.codegen.wholeStage": "false"}
+    session = spark_session("local[2]", app_name="sunflower-tests", conf=conf)
+    yield session
+    session.stop()

@@ -8,13 +8,16 @@ On ``local[2]`` (one Spark session for the module, ``SPARK_LOCAL_IP=127.0.0.1``)
   features with their dtypes and the cohort status of every row;
 * the same on the shipped examples (``tests/fixtures/examples``), monthly over
   their whole span, so not-started, ended and exited people are in it;
-* the job form (:func:`features.engine.spark.spark_features`, Spark reading the
-  Parquet files and building the entity rows) against the embedded job's
-  ``features.parquet`` on a monthly panel: the same rows and feature columns.
+* the job (:func:`features.engine.spark.run_spark_features_job`: Spark reads the
+  Parquet files, builds the entity rows, computes the features with the compiled
+  query and the labels with the one label rule per person bucket) against the
+  embedded job (``features.jobs.run_features_job``) on a quarterly panel: the same
+  rows, feature and label columns, row counts by date and label rates.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -26,28 +29,13 @@ import pytest
 from features.catalog import load_catalog
 from features.config import load_label_config
 from features.engine import Session, get_historical_features
-from features.engine.spark import (
-    SparkBackend,
-    read_features,
-    spark_features,
-    spark_session,
-    write_features,
-)
+from features.engine.spark import SparkBackend, read_features, run_spark_features_job
 from features.jobs import panel_dates, run_features_job
 from models.panel import load_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark")]
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "examples"
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[object]:
-    # whole-stage codegen of the ~200-aggregate query costs more than it saves on tiny inputs
-    conf = {"spark.sql.codegen.wholeStage": "false"}
-    session = spark_session("local[2]", app_name="sunflower-tests", conf=conf)
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -137,11 +125,22 @@ def test_the_spark_job_writes_what_the_embedded_job_writes(
     dates = panel_dates("2023-06-01", "2024-06-01", "3M")
     run_features_job(persons, events, out=tmp_path / "embedded", dates=dates)
     want = read_features(tmp_path / "embedded" / "features.parquet")
-    frame = spark_features(spark, persons, events, dates)  # type: ignore[arg-type]
-    got = read_features(write_features(frame, tmp_path / "spark"))
-    columns = [c for c in want.columns if not c.startswith("label_")]
-    assert list(got.columns) == columns
+    manifest = run_spark_features_job(
+        persons,
+        events,
+        out=tmp_path / "spark",
+        dates=dates,
+        spark=spark,  # type: ignore[arg-type]
+    )
+    got = read_features(tmp_path / "spark" / "features.parquet")
+    assert list(got.columns) == list(want.columns)
     assert len(got) == len(want) > 0
-    for col in columns:
+    for col in want.columns:
+        if col.startswith("label_"):  # nullable: 1, 0 or unknown
+            assert got[col].astype("Int8").equals(want[col].astype("Int8")), col
+            continue
         assert got[col].dtype == want[col].dtype, col
         np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy(), err_msg=col)
+    embedded = json.loads((tmp_path / "embedded" / "manifest.json").read_text())
+    for key in ("rows", "rows_by_as_of", "label_rates", "features", "catalog_version"):
+        assert manifest[key] == embedded[key], key
