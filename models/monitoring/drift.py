@@ -23,6 +23,9 @@ Statistics, on the reference's bins (quantile edges; a missing bin for NaN):
 * missing share now vs ref (NaN share, or the share of ``<feature>_imp``
   flags, or the ``unknown``/``none`` category), and for one-hot groups the
   category whose share moved most;
+* ``cumulative``: the feature is a total since records began (the catalog's
+  ``all`` window); its distribution grows with the length of the records by
+  construction, so the verdict lists its drift without acting on it;
 * for the score: PSI and JS on the score bins, mean p; for the bands: the
   share of each band now and in the reference (bands from the reference's
   survival grid, thresholds given by the caller — serving's ``bands``).
@@ -38,6 +41,7 @@ import pandas as pd
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency
 
+from features.catalog import load_catalog
 from models.monitoring.reference import GRID, NONE, bin_counts, category_counts
 
 EPS = 1e-4
@@ -215,4 +219,6 @@ def drift_report(
             out += [{"scope": "town", "key": str(town), **row} for row in rows]
     report = pd.DataFrame(out)
     report["missing_change"] = report["missing_now"] - report["missing_ref"]
+    totals = {f.name for f in load_catalog().features() if f.window == "all"}
+    report["cumulative"] = report["item"].isin(totals)
     return report

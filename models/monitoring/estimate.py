@@ -26,12 +26,11 @@ estimate.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from models.monitoring.lists import served_lists
+from models.monitoring.lists import scope_groups, served_lists
 
 
 def expected_auc(p: np.ndarray, score: np.ndarray | None = None) -> float:
@@ -79,7 +78,8 @@ def _expected(p: np.ndarray, top: np.ndarray, caseload: np.ndarray, pct: int, k:
 def expected_quality(
     scored: pd.DataFrame, top_fraction: float = 0.10, per_worker: int = 2
 ) -> pd.DataFrame:
-    """Expected metrics per run day: district-wide (``scope`` district) and per town.
+    """Expected metrics per run day: district-wide (``scope`` district), per town and,
+    when ``attr_*`` columns are present, per fairness group (:func:`scope_groups`).
 
     ``scored``: as_of, district, town, worker_id, person_id, p (and optionally the
     served ranks). One row per (as_of, scope, key).
@@ -89,8 +89,7 @@ def expected_quality(
     pct = round(top_fraction * 100)
     rows = []
     p_all = scored["p"].to_numpy(dtype=float)
-    for scope in ("district", "town"):
-        groups: dict[Any, Any] = scored.groupby(["as_of", scope], observed=True).indices
+    for scope, _col, groups in scope_groups(scored):
         for (as_of, key), idx in groups.items():
             metrics = _expected(p_all[idx], top[idx], caseload[idx], pct, per_worker)
             rows.append({"as_of": as_of, "scope": scope, "key": str(key), **metrics})

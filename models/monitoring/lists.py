@@ -14,6 +14,7 @@ The capacities follow :mod:`models.metrics` (``top_fraction`` 0.10 and
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,3 +53,22 @@ def served_lists(
 def capacity(n: int, top_fraction: float) -> int:
     """How many rows the district's top list holds for a day of ``n`` rows."""
     return math.ceil(top_fraction * n - 1e-9)
+
+
+def scope_groups(frame: pd.DataFrame) -> list[tuple[str, str, dict[Any, Any]]]:
+    """(scope, column, {(as_of, key): row positions}) for every scope a figure is given for.
+
+    ``district`` and ``town`` always; ``group`` for each fairness attribute column
+    present (``attr_<name>``), keyed ``<name>=<value>`` — the groups of the
+    fairness audit, so a kind of person the model misjudges shows up by itself.
+    """
+    frame = frame.reset_index(drop=True)
+    out: list[tuple[str, str, dict[Any, Any]]] = []
+    for scope in ("district", "town"):
+        out.append((scope, scope, frame.groupby(["as_of", scope], observed=True).indices))
+    for col in sorted(c for c in frame.columns if str(c).startswith("attr_")):
+        name = str(col)[len("attr_") :]
+        keys = name + "=" + frame[col].astype("string").fillna("unknown")
+        groups = frame.assign(_key=keys).groupby(["as_of", "_key"], observed=True).indices
+        out.append(("group", col, groups))
+    return out

@@ -36,7 +36,7 @@ from features import build_labels
 from features.config import LabelConfig
 from models.fairness import fairness_table
 from models.metrics import brier, ece, pr_auc, roc_auc
-from models.monitoring.lists import served_lists
+from models.monitoring.lists import scope_groups, served_lists
 from models.panel import _age_band
 
 SETTLE_DAYS = 14
@@ -108,7 +108,8 @@ def _quality(
 def realised_quality(
     served: pd.DataFrame, y: np.ndarray, top_fraction: float = 0.10, per_worker: int = 2
 ) -> pd.DataFrame:
-    """Realised metrics per (as_of, scope, key): the district and each town.
+    """Realised metrics per (as_of, scope, key): the district, each town and, when
+    ``attr_*`` columns are present (:func:`audit_attributes`), each fairness group.
 
     ``served``: as_of, district, town, worker_id, person_id, p (and the served
     ranks when known); ``y``: the labels of :func:`served_labels`.
@@ -118,8 +119,7 @@ def realised_quality(
     p, y = served["p"].to_numpy(dtype=float), np.asarray(y, dtype=float)
     pct = round(top_fraction * 100)
     rows = []
-    for scope in ("district", "town"):
-        groups: dict[Any, Any] = served.groupby(["as_of", scope], observed=True).indices
+    for scope, _col, groups in scope_groups(served):
         for (as_of, key), idx in groups.items():
             rows.append(
                 {

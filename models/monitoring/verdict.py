@@ -18,6 +18,13 @@ The thresholds (:class:`Thresholds`) and why:
   listed as ``info``) and the shift is larger than sampling noise
   (chi-square test, ``alpha`` = 0.01 with a Bonferroni correction over every
   item of the day's report, district and towns: one decision per day).
+* **Totals since records began** (the catalog's ``all`` window, e.g. all
+  attended check-ins) are listed as ``info`` only: their distribution grows
+  with the length of the records every day by construction (a district whose
+  records start in 2023 has larger totals in 2025), so their drift says how
+  old the records are, not that the world changed; what they do to the model
+  shows in the score drift and the realised quality. (Added after the first
+  run of ``research/monitoring_shifts.py``: see docs/models.md "Monitoring".)
 * **Missing values**: a used feature's missing (imputed) share moving by
   ``missing_change`` (0.10) or more is ``watch``: usually a feed that
   stopped, not a changed population.
@@ -46,6 +53,12 @@ The thresholds (:class:`Thresholds`) and why:
   ``min_town_selected`` (20) listed people for realised quality, and can raise
   at most ``watch``: the model is district-wide, and a town's problem (a
   worker gone) is a staffing question before it is a model question.
+* The fairness audit's groups (scope ``group``: sex, age band, household,
+  drug; :func:`models.monitoring.lists.scope_groups`) are judged on realised
+  quality with the towns' minimum sizes, and *can* recommend retraining: a kind
+  of person the model misjudges twice in a row (e.g. users of a new drug whose
+  outcomes the probabilities understate) is what a retrain on newer outcomes
+  fixes.
 """
 
 from __future__ import annotations
@@ -128,8 +141,9 @@ def drift_evidence(report: pd.DataFrame, t: Thresholds) -> list[dict[str, Any]]:
             psi, p_value = getattr(r, "psi", math.nan), getattr(r, "p_value", math.nan)
             real = not (isinstance(p_value, float) and math.isnan(p_value)) and p_value < cut
             used = r.importance >= t.min_importance
+            total = bool(getattr(r, "cumulative", False))
             if r.kind in ("numeric", "category") and psi == psi:
-                if used and psi >= t.psi_major and real:
+                if used and psi >= t.psi_major and real and not total:
                     out.append(
                         _item(
                             "watch",
@@ -255,7 +269,7 @@ def realised_evidence(
         return out
     ref_auc = (reference or {}).get("realised", {}).get("roc_auc")
     for (scope, key), rows in closed.sort_values("as_of").groupby(["scope", "key"], sort=False):
-        if scope == "town":
+        if scope != "district":
             rows = rows[
                 (rows["positives"] >= t.min_town_positives)
                 & (rows["selected_at_10pct"] >= t.min_town_selected)
@@ -269,7 +283,7 @@ def realised_evidence(
         every = len(before) == t.consecutive - 1
         for what, (value, limit, reason) in latest.items():
             again = every and all(what in b for b in before)
-            level = "retrain" if again and scope == "district" else "watch"
+            level = "retrain" if again and scope != "town" else "watch"
             note = f" (also on the {t.consecutive - 1} closed run(s) before)" if again else ""
             out.append(_item(level, scope, key, what, value, limit, reason + note, runs[-1].as_of))
     return out

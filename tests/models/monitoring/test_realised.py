@@ -110,3 +110,13 @@ def test_fairness_follows_the_training_convention() -> None:
         min_group_positives=1,
     )
     pd.testing.assert_frame_equal(got.drop(columns="as_of"), want)
+
+
+def test_realised_quality_per_fairness_group() -> None:
+    frame, y = _served()
+    frame["attr_drug"] = ["heroin"] * 4 + ["methamphetamine"] * 16
+    got = realised_quality(frame, y).set_index(["scope", "key"])
+    heroin = got.loc[("group", "drug=heroin")]
+    assert heroin["n"] == 4 and heroin["positives"] == 2  # rows 0 and 2
+    assert heroin["precision_at_10pct"] == 0.5  # rows 0, 1 are the district's top 2
+    assert ("group", "drug=methamphetamine") in got.index

@@ -72,3 +72,59 @@ def test_small_towns_are_not_judged_on_drift() -> None:
     drift = drift_report(reference, today, today["p"].to_numpy())
     got = verdict(drift, expected_quality(today), pd.DataFrame(), reference, Thresholds())
     assert all(e["scope"] == "district" for e in got.evidence if e["level"] != "info")
+
+
+def _closed(scope: str, key: str, positives: float, expected: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "as_of": pd.to_datetime(["2025-01-01", "2025-02-01"]),
+            "scope": scope,
+            "key": key,
+            "n": 800.0,
+            "positives": positives,
+            "expected_positives": expected,
+            "selected_at_10pct": 80.0,
+            "precision_at_10pct_realised": 0.30,
+            "precision_at_10pct_expected": 0.30,
+            "roc_auc_realised": 0.80,
+            "roc_auc_expected": 0.80,
+        }
+    )
+
+
+def test_a_misjudged_group_twice_in_a_row_is_retrain_a_town_only_watch() -> None:
+    reference = {"expected": {}, "realised": {"roc_auc": 0.80}}
+    empty = pd.DataFrame(columns=["scope", "key", "n_now", "psi"])
+    group = verdict(
+        empty, pd.DataFrame(columns=["scope"]), _closed("group", "drug=other", 60, 30), reference
+    )
+    assert group.level == "retrain"
+    assert group.evidence[0]["what"] == "observed / expected positives"
+    town = verdict(
+        empty, pd.DataFrame(columns=["scope"]), _closed("town", "北镇", 60, 30), reference
+    )
+    assert town.level == "watch"
+    calm = verdict(
+        empty, pd.DataFrame(columns=["scope"]), _closed("group", "drug=other", 33, 30), reference
+    )
+    assert calm.level == "ok"
+
+
+def test_totals_since_records_began_are_listed_not_acted_on() -> None:
+    report = pd.DataFrame(
+        {
+            "scope": "district",
+            "key": "all",
+            "item": ["checkins_attended_all", "age"],
+            "kind": "numeric",
+            "importance": 0.2,
+            "psi": 0.6,
+            "p_value": 0.0,
+            "n_now": 5000.0,
+            "missing_change": 0.0,
+            "cumulative": [True, False],
+        }
+    )
+    got = verdict(report, pd.DataFrame(columns=["scope"]), pd.DataFrame(), {"expected": {}})
+    levels = {e["what"]: e["level"] for e in got.evidence}
+    assert levels == {"PSI checkins_attended_all": "info", "PSI age": "watch"}
