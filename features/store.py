@@ -251,7 +251,9 @@ def load_event_columns(engine: Engine, recorded_before: pd.Timestamp | None = No
     )
 
 
-def _fetch(driver: Any, sql: str, params: tuple, postgres: bool) -> Iterator[list[tuple]]:
+def _fetch(
+    driver: Any, sql: str, params: tuple[Any, ...], postgres: bool
+) -> Iterator[list[tuple[Any, ...]]]:
     """Rows in lists of ``FETCH_ROWS`` (a server-side cursor on PostgreSQL)."""
     cursor = driver.cursor(name="sunflower_events") if postgres else driver.cursor()
     try:

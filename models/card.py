@@ -22,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 LABELS = {"relapse": ("复吸", "relapse"), "loss_of_contact": ("脱管失控", "loss of contact")}
 MODEL_ROWS = ("lightgbm", "logistic", "rule", "oracle")
@@ -93,7 +94,7 @@ def title(outcome: str, what_zh: str, what_en: str) -> str:
     return f"{what_en} ({en})"
 
 
-def plot_calibration(fold: dict[str, Any], outcome: str, path: Path | None = None) -> plt.Figure:
+def plot_calibration(fold: dict[str, Any], outcome: str, path: Path | None = None) -> Figure:
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
     top = 0.05
@@ -109,7 +110,7 @@ def plot_calibration(fold: dict[str, Any], outcome: str, path: Path | None = Non
     return _save(fig, path)
 
 
-def plot_precision(fold: dict[str, Any], outcome: str, path: Path | None = None) -> plt.Figure:
+def plot_precision(fold: dict[str, Any], outcome: str, path: Path | None = None) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 4))
     fr = np.asarray(fold["curves"]["fractions"])
     for name, values in fold["curves"]["precision"].items():
@@ -128,7 +129,7 @@ def plot_shap(
     names: list[str],
     outcome: str,
     path: Path | None = None,
-) -> plt.Figure:
+) -> Figure:
     import shap
 
     shap.summary_plot(contributions[:, :-1], X, feature_names=names, max_display=15, show=False)
@@ -137,7 +138,7 @@ def plot_shap(
     return _save(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path | None) -> plt.Figure:
+def _save(fig: Figure, path: Path | None) -> Figure:
     if path is not None:
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)

@@ -39,9 +39,10 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from features.config import Outcome
 from models import registry
 from models.card import write_card
-from models.config import ModelConfig, Outcome
+from models.config import ModelConfig
 from models.fairness import flags
 from models.monitoring.reference import log_reference, reference_from_panel
 from models.panel import InputData, build_panel, known_at

@@ -28,9 +28,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.config import Outcome
 from models.baselines import LogisticBaseline, RuleBaseline
 from models.calibration import PlattCalibrator
-from models.config import ModelConfig, Outcome
+from models.config import ModelConfig
 from models.fairness import fairness_table
 from models.metrics import evaluate, precision_curve, reliability, select_top
 from models.panel import Fold, Panel, fold_plan, make_folds, production_fold

@@ -33,13 +33,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy.stats import poisson
 
 from simulator.config import SimConfig, load_config
 from simulator.engine import month_starts, seeded_population
 from simulator.hazard import COVARIATES, Static, month_rates, urine_interval
 from simulator.io import person_ids
-from simulator.population import DAYS_PER_MONTH
+from simulator.population import DAYS_PER_MONTH, Population
 
 #: Days from absconding to the worker's flag (``loss_of_contact.declare_after_days``).
 AGES = 30
@@ -96,7 +97,7 @@ def _month(cfg: SimConfig, st: Static, dsr: np.ndarray, pi: dict[str, float]) ->
     hair = np.full(n, 1 / cfg.testing.hair_interval_days)
     zero = np.zeros(n)
 
-    def four(c0, c1, a0, a1) -> np.ndarray:
+    def four(c0: ArrayLike, c1: ArrayLike, a0: ArrayLike, a1: ArrayLike) -> np.ndarray:
         return np.stack([np.broadcast_to(x, (n,)) for x in (c0, c1, a0, a1)], axis=1).astype(float)
 
     fam = (
@@ -173,7 +174,7 @@ def _result_likelihood(cfg: SimConfig, kind: str, result: np.ndarray) -> np.ndar
 class _Filter:
     """The filter's state for every person: posterior over K states, who is tracked, last sign."""
 
-    def __init__(self, cfg: SimConfig, pop, st: Static) -> None:
+    def __init__(self, cfg: SimConfig, pop: Population, st: Static) -> None:
         self.cfg, self.pop, self.st = cfg, pop, st
         n = len(pop)
         self.p = np.zeros((n, K))
@@ -227,7 +228,15 @@ class _Filter:
         p[restored, 0], p[restored, 1] = 1 - USING_ON_RESTORE, USING_ON_RESTORE
         self.on[restored] = True
 
-    def _likelihood(self, d, idx, pos, kinds, who, rows) -> np.ndarray:
+    def _likelihood(
+        self,
+        d: int,
+        idx: np.ndarray,
+        pos: np.ndarray,
+        kinds: np.ndarray,
+        who: np.ndarray,
+        rows: pd.DataFrame,
+    ) -> np.ndarray:
         """(tracked, 4) P(day d's events | C0, C1, A0, A1)."""
         cfg, month = self.cfg, self.month
         assert month is not None

@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any, cast
@@ -56,8 +57,8 @@ import yaml
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
-from features.config import OUTCOMES
-from models.config import ModelConfig, Outcome
+from features.config import OUTCOMES, Outcome
+from models.config import ModelConfig
 from models.config import load_config as load_model_config
 from models.metrics import select_top
 from models.panel import Fold, Panel, build_panel, load_dir, make_folds
@@ -97,7 +98,7 @@ def _auc_from_ranks(ranks: np.ndarray, y: np.ndarray) -> np.ndarray:
     """AUC of one score (its average ranks) against each row of a 0/1 label matrix."""
     n1 = y.sum(axis=1)
     n0 = y.shape[1] - n1
-    return (y @ ranks - n1 * (n1 + 1) / 2) / (n1 * n0)
+    return np.asarray((y @ ranks - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def label_noise_band(
@@ -150,7 +151,9 @@ def fit_ceiling(
     )
 
 
-def _ratios(score: np.ndarray, y: np.ndarray, p: np.ndarray, as_of: np.ndarray, cfg) -> dict:
+def _ratios(
+    score: np.ndarray, y: np.ndarray, p: np.ndarray, as_of: np.ndarray, cfg: ModelConfig
+) -> dict[str, float]:
     """Label-based and expected ratios of one score against the oracle p."""
     sel_m, sel_o = top_mask(score, as_of, cfg), top_mask(p, as_of, cfg)
     return {
@@ -208,7 +211,7 @@ def evaluate_district(
     cfg: ModelConfig,
     outcomes: list[str],
     draws: int,
-    say,
+    say: Callable[[str], None],
     hidden: pd.DataFrame | None = None,
     filtered: pd.DataFrame | None = None,
     unseen: bool | Path = False,

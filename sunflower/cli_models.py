@@ -22,7 +22,7 @@ from features.config import OUTCOMES
 from features.settings import get_settings
 
 if TYPE_CHECKING:
-    from models.config import Outcome
+    from features.config import Outcome
     from models.panel import InputData
     from models.retrain import Decision
 

@@ -40,7 +40,7 @@ class AlertInputs:
 
 
 def _days(later_us: np.ndarray, earlier_us: np.ndarray) -> np.ndarray:
-    return (later_us - earlier_us) // DAY_US
+    return np.asarray((later_us - earlier_us) // DAY_US)
 
 
 def _unassigned(worker_ids: np.ndarray, settings: AlertSettings) -> np.ndarray:

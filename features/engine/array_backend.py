@@ -212,13 +212,13 @@ def _group_max(values: np.ndarray, atoms: np.ndarray, fill: int = I64_MIN) -> np
     """Row-wise max over the given atom columns of an (n, A) array."""
     if not len(atoms):
         return np.full(len(values), fill, np.int64)
-    return values[:, atoms].max(axis=1)
+    return np.asarray(values[:, atoms].max(axis=1))
 
 
 def _group_min(values: np.ndarray, atoms: np.ndarray) -> np.ndarray:
     if not len(atoms):
         return np.full(len(values), I64_MAX, np.int64)
-    return values[:, atoms].min(axis=1)
+    return np.asarray(values[:, atoms].min(axis=1))
 
 
 @dataclass
@@ -295,7 +295,7 @@ def _seen(
 
 def _impute(missing: Missing, as_day: np.ndarray, start_day: np.ndarray) -> np.ndarray | float:
     if missing.rule == "days_in_program":
-        return as_day - start_day
+        return np.asarray(as_day - start_day)
     return float(missing.value) if missing.rule == "constant" else 0.0
 
 
@@ -304,8 +304,8 @@ def _count(plan: Plan, seen: _Seen, atoms: np.ndarray, window: object) -> np.nda
     if not len(atoms):
         return np.zeros(len(plane), np.int32)
     if len(atoms) == 1:
-        return plane[:, atoms[0]].copy()
-    return plane[:, atoms].sum(axis=1, dtype=np.int32)
+        return np.asarray(plane[:, atoms[0]].copy())
+    return np.asarray(plane[:, atoms].sum(axis=1, dtype=np.int32))
 
 
 def _state_days(

@@ -193,7 +193,7 @@ def _dict_codes(col: pa.Array, vocabulary: Vocabulary | None, lookup: object = N
         known[: len(codes)] = codes
         table = np.zeros(n_dict + 1, np.int8)
         table[:n_dict] = known[np.asarray(at.to_numpy(zero_copy_only=False))]
-        return table[ix]
+        return np.asarray(table[ix])
     pidx = np.full(n_dict + 1, -1, np.int32)
     seen = np.zeros(n_dict + 1, bool)
     seen[ix] = True
@@ -201,7 +201,7 @@ def _dict_codes(col: pa.Array, vocabulary: Vocabulary | None, lookup: object = N
     if len(used):
         values = dictionary.take(pa.array(used)).to_numpy(zero_copy_only=False)
         pidx[used] = lookup(values)  # type: ignore[operator]
-    return pidx[ix]
+    return np.asarray(pidx[ix])
 
 
 @dataclass
@@ -462,7 +462,7 @@ def mix(x: np.ndarray) -> np.ndarray:
     x = x * np.uint64(0xBF58476D1CE4E5B9)
     x = x ^ (x >> np.uint64(27))
     x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    return np.asarray(x ^ (x >> np.uint64(31)))
 
 
 def superseded_at(
