@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -183,12 +183,37 @@ class AlertSettings(_Strict):
     unassigned_workers: tuple[str, ...] = ("", "unassigned", "none", "pending", "-")
 
 
+class ScheduleSpec(_Strict):
+    """How often a duty falls due (``schedules:``): the one schedule that both the
+    ``overdue`` alerts and the workers' due lists (:mod:`features.schedule`) read.
+
+    A duty is done by any of ``events`` (e.g. an attended check-in); it is due
+    ``every_days`` after it was last done (or after the programme start), the
+    interval being that of the programme period the person is in at the day
+    asked about: months 1–6, months 7–12, year 2, year 3 (and later).
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    events: EventFilter
+    every_days: tuple[int, int, int, int]
+    zh: str
+    en: str
+
+    @model_validator(mode="after")
+    def _positive(self) -> ScheduleSpec:
+        if min(self.every_days) < 1:
+            raise ValueError(f"{self.name}: every interval must be at least one day")
+        return self
+
+
 class AlertSpec(_Strict):
     """One alert: a rule over the events known at as_of, and its bit in ``alert_mask``.
 
-    Rules: ``overdue`` — no ``events`` for longer than the schedule's interval
-    (``every_days`` for months 1–6, 7–12, year 2, year 3 of the programme) plus
-    ``grace_days``, counted from the last such event or the programme start;
+    Rules: ``overdue`` — the ``schedule``'s duty (its ``events``) not done for longer
+    than the schedule's interval (``every_days`` for months 1–6, 7–12, year 2,
+    year 3 of the programme) plus ``grace_days``, counted from the last such
+    event or the programme start (the catalog copies the schedule's ``events`` and
+    ``every_days`` into the alert when it loads; an alert never restates them);
     ``recorded_recently`` — such an event *recorded* in the last ``recent_days``
     (the latest by ts is reported, with its value); ``no_contact_since`` — the
     latest ``events`` (a transfer in) has had no contact since (the catalog's
@@ -200,6 +225,7 @@ class AlertSpec(_Strict):
     bit: int = Field(ge=1)
     rule: Literal["overdue", "recorded_recently", "no_contact_since"]
     events: EventFilter
+    schedule: str | None = None  # overdue: the name of one of the catalog's ``schedules``
     every_days: tuple[int, int, int, int] | None = None
     contact: Literal["contact"] | None = None  # the catalog's one idea of contact
     zh: str
@@ -207,6 +233,8 @@ class AlertSpec(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> AlertSpec:
+        if (self.rule == "overdue") != (self.schedule is not None):
+            raise ValueError(f"{self.name}: `schedule` goes with rule overdue, and only there")
         if (self.rule == "overdue") != (self.every_days is not None):
             raise ValueError(f"{self.name}: `every_days` goes with rule overdue, and only there")
         if (self.rule == "no_contact_since") != (self.contact is not None):
@@ -239,11 +267,37 @@ class Catalog(_Strict):
     choice_labels: dict[str, dict[str, tuple[str, str]]]
     specs: tuple[FeatureSpec, ...] = Field(alias="features")
     alert_settings: AlertSettings = AlertSettings()
+    schedules: tuple[ScheduleSpec, ...] = ()
     alerts: tuple[AlertSpec, ...] = ()
     cohort_flags: tuple[CohortFlagSpec, ...] = ()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _alerts_read_schedules(cls, data: Any) -> Any:
+        """An ``overdue`` alert names a schedule; its events and intervals come from there."""
+        if not isinstance(data, dict):
+            return data
+        schedules = {s.get("name"): s for s in data.get("schedules") or () if isinstance(s, dict)}
+        alerts = []
+        for alert in data.get("alerts") or ():
+            if isinstance(alert, dict) and alert.get("schedule") is not None:
+                name = alert.get("name")
+                if "events" in alert or "every_days" in alert:
+                    raise ValueError(
+                        f"{name}: an overdue alert names its schedule and does not restate"
+                        " `events` or `every_days` (one schedule, read by alerts and due lists)"
+                    )
+                if alert["schedule"] not in schedules:
+                    raise ValueError(f"{name}: unknown schedule {alert['schedule']!r}")
+                found = schedules[alert["schedule"]]
+                alert = {**alert, "events": found["events"], "every_days": found["every_days"]}
+            alerts.append(alert)
+        return {**data, "alerts": alerts} if "alerts" in data else data
+
     @model_validator(mode="after")
     def _references(self) -> Catalog:
+        if len({s.name for s in self.schedules}) != len(self.schedules):
+            raise ValueError("duplicate schedule name")
         for group in (self.alerts, self.cohort_flags):
             bits = [a.bit for a in group]
             if len(set(bits)) != len(bits) or any(b & (b - 1) for b in bits):
@@ -290,6 +344,13 @@ class Catalog(_Strict):
         key = spec.column if spec.kind == "person_category" else spec.choices
         assert key is not None
         return self.choice_labels[key][choice]
+
+    def schedule(self, name: str) -> ScheduleSpec:
+        """The schedule called ``name`` (KeyError when the catalog has none)."""
+        for found in self.schedules:
+            if found.name == name:
+                return found
+        raise KeyError(name)
 
     def plan_item(self, item_id: str) -> PlanItem:
         return next(p for p in self.plan_items if p.id == item_id)

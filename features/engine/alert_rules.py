@@ -7,9 +7,10 @@ latest ts of each rule's events, the latest contact, and the latest event
 *recorded* in the last ``recent_days`` with its value — and
 :func:`raise_alerts` turns them into :class:`~features.engine.protocol.Alerts`
 by the rules of :class:`features.catalog.AlertSpec` /
-:class:`~features.catalog.CohortFlagSpec`. Times are int64 microseconds of
-naive local time, ``NO_TIME`` when there is none; day counts are floored
-whole days, as pandas' ``Timedelta.days``.
+:class:`~features.catalog.CohortFlagSpec` (an overdue alert's interval is the
+schedule's, by :func:`features.schedule.interval_days`, the rule the due lists
+use). Times are int64 microseconds of naive local time, ``NO_TIME`` when there
+is none; day counts are floored whole days, as pandas' ``Timedelta.days``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from features.catalog import AlertSettings, Catalog
 from features.engine.codes import DAY_US
 from features.engine.protocol import NO_TIME, Alerts
+from features.schedule import interval_days
 
 
 @dataclass
@@ -59,8 +61,7 @@ def raise_alerts(catalog: Catalog, settings: AlertSettings, got: AlertInputs) ->
     rows, kinds, since, days, value = [], [], [], [], []
     for alert in catalog.alerts:
         if alert.rule == "overdue":
-            a, b, c, d = alert.every_days or (0, 0, 0, 0)
-            interval = np.select([served < 183, served < 365, served < 730], [a, b, c], d)
+            interval = interval_days(alert.every_days or (0, 0, 0, 0), served)
             last = got.last[alert.name]
             last_day = np.where(last == NO_TIME, start_day, last // DAY_US)
             due_us = (last_day + interval + settings.grace_days) * DAY_US
