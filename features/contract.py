@@ -148,6 +148,45 @@ PERSON_COLUMNS: tuple[Column, ...] = (
     Column("education", "string", False, "education", free_text=True, text=FREE_TEXT),
 )
 
+#: The contract's version (docs/data-contract.md, "Versions"): bumped whenever what a
+#: column means changes. contract-2 (issue 17) gives two event types' ``result`` and
+#: ``value`` a meaning; no column was added or removed, and every contract-1 file loads
+#: unchanged with the same meaning.
+CONTRACT_VERSION = "contract-2"
+
+#: ``controlled_medicine_purchase``: ``result`` is ``<medicine>@<pharmacy id>`` (either
+#: part may be empty; no ``@`` means a medicine with no pharmacy named), ``value`` the
+#: quantity (units: tablets, doses or 10 ml of syrup). Known medicine words, not
+#: enforced (another is kept as sent): codeine-containing syrups, compound licorice
+#: tablets, diphenoxylate, tramadol, dextromethorphan, zolpidem, diazepam, other.
+CONTROLLED_MEDICINES = (
+    "codeine_syrup",
+    "compound_licorice",
+    "diphenoxylate",
+    "tramadol",
+    "dextromethorphan",
+    "zolpidem",
+    "diazepam",
+    "other",
+)
+#: Separates the medicine from the pharmacy id in a purchase's ``result``.
+PLACE_MARK = "@"
+
+
+def split_purchase(result: str | None) -> tuple[str | None, str | None]:
+    """(medicine, pharmacy id) of a ``controlled_medicine_purchase`` result; None when absent.
+
+    The pharmacy is the text after the last ``@``; blanks around either part are removed.
+    """
+    if result is None or not str(result).strip():
+        return None, None
+    text = str(result)
+    medicine, mark, pharmacy = text.rpartition(PLACE_MARK)
+    if not mark:
+        return text.strip() or None, None
+    return medicine.strip() or None, pharmacy.strip() or None
+
+
 TEST_RESULTS = ("negative", "positive", "refused", "invalid")
 EXIT_RESULTS = ("completed", "violation", "custody", "death", "transferred")
 
@@ -209,7 +248,7 @@ EVENT_COLUMNS: tuple[Column, ...] = (
         "value",
         "float",
         False,
-        "quantity (medicine) or days away (leave notice)",
+        "quantity (medicine), days away (leave notice), insured months (placement)",
         min_value=0,
         max_value=VALUE_MAX,
     ),

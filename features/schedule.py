@@ -72,17 +72,12 @@ def interval_days(every_days: Sequence[int], served_days: np.ndarray | int) -> n
 
 
 def visible_events(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Events known before ``as_of`` with corrections applied (the engine's rule).
+    """Events known before ``as_of`` with corrections applied: the engine's own rule
+    (:func:`features.engine.records.visible_at`; an empty ``recorded_at`` is ``ts``)."""
+    from features.engine.records import visible_at  # the engine imports this module
 
-    An event version counts when ``recorded_at < as_of`` and no version of the same
-    (person_id, type, ts) recorded strictly later is also known before as_of.
-    """
     recorded = events["recorded_at"].fillna(events["ts"])
-    seen = events.loc[recorded < as_of].assign(recorded_at=recorded[recorded < as_of])
-    if seen.empty:
-        return seen
-    newest = seen.groupby(["person_id", "type", "ts"], sort=False)["recorded_at"].transform("max")
-    return seen.loc[seen["recorded_at"] == newest]
+    return visible_at(events.assign(recorded_at=recorded), as_of)
 
 
 def _last_done(seen: pd.DataFrame, schedule: ScheduleSpec) -> pd.Series:
