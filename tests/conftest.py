@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -59,3 +62,28 @@ def spark() -> Iterator[object]:
     session = spark_session("local[2]", app_name="sunflower-tests", conf=conf)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_district(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 simulated people over 18 months, with corrections added, as Parquet."""
+    from simulator import simulate
+
+    out = tmp_path_factory.mktemp("spark_district")
+    simulate(120, date(2023, 1, 1), date(2024, 6, 30), 11, out, truth=False)
+    events = pd.read_parquet(out / "events.parquet")
+    rng = np.random.default_rng(18)
+    coded = events[events["type"].isin(["check_in", "urine_test", "home_visit"])]
+    picked = coded.iloc[rng.choice(len(coded), size=min(60, len(coded)), replace=False)]
+    fixes = picked.copy()
+    fixes["event_id"] = fixes["event_id"] + "-fix"
+    fixes["recorded_at"] = fixes["recorded_at"] + pd.to_timedelta(
+        rng.integers(1, 40 * 24, len(fixes)), unit="h"
+    )
+    flip = {"attended": "missed", "missed": "attended", "negative": "positive"}
+    fixes["result"] = fixes["result"].map(lambda r: flip.get(r, r))
+    tie = fixes.iloc[:1].copy()  # a second version recorded at the same instant
+    tie["event_id"] = tie["event_id"] + "-tie"
+    events = pd.concat([events, fixes, tie], ignore_index=True)
+    events.to_parquet(out / "events.parquet", index=False)
+    return out

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -45,31 +44,6 @@ def backend(spark: object) -> Iterator[SparkBackend]:
     be.close()
 
 
-@pytest.fixture(scope="module")
-def district(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """120 simulated people over 18 months, with corrections added, as Parquet."""
-    from simulator import simulate
-
-    out = tmp_path_factory.mktemp("spark_district")
-    simulate(120, date(2023, 1, 1), date(2024, 6, 30), 11, out, truth=False)
-    events = pd.read_parquet(out / "events.parquet")
-    rng = np.random.default_rng(18)
-    coded = events[events["type"].isin(["check_in", "urine_test", "home_visit"])]
-    picked = coded.iloc[rng.choice(len(coded), size=min(60, len(coded)), replace=False)]
-    fixes = picked.copy()
-    fixes["event_id"] = fixes["event_id"] + "-fix"
-    fixes["recorded_at"] = fixes["recorded_at"] + pd.to_timedelta(
-        rng.integers(1, 40 * 24, len(fixes)), unit="h"
-    )
-    flip = {"attended": "missed", "missed": "attended", "negative": "positive"}
-    fixes["result"] = fixes["result"].map(lambda r: flip.get(r, r))
-    tie = fixes.iloc[:1].copy()  # a second version recorded at the same instant
-    tie["event_id"] = tie["event_id"] + "-tie"
-    events = pd.concat([events, fixes, tie], ignore_index=True)
-    events.to_parquet(out / "events.parquet", index=False)
-    return out
-
-
 def assert_same(got: object, want: object) -> None:
     g, w = got.features, want.features  # type: ignore[attr-defined]
     assert got.status.astype(str).tolist() == want.status.astype(str).tolist()  # type: ignore[attr-defined]
@@ -90,9 +64,9 @@ def both(backend: SparkBackend, persons: pd.DataFrame, events: pd.DataFrame, ent
 
 
 def test_spark_backend_equals_the_array_engine_on_a_simulated_district(
-    backend: SparkBackend, district: Path
+    backend: SparkBackend, spark_district: Path
 ) -> None:
-    data = load_dir(district)
+    data = load_dir(spark_district)
     ids = data.persons["person_id"].tolist()
     as_ofs = [
         pd.Timestamp("2023-09-01"),
@@ -119,9 +93,9 @@ def test_spark_backend_equals_the_array_engine_on_the_shipped_examples(
 
 
 def test_the_spark_job_writes_what_the_embedded_job_writes(
-    spark: object, district: Path, tmp_path: Path
+    spark: object, spark_district: Path, tmp_path: Path
 ) -> None:
-    persons, events = district / "persons.parquet", district / "events.parquet"
+    persons, events = spark_district / "persons.parquet", spark_district / "events.parquet"
     dates = panel_dates("2023-06-01", "2024-06-01", "3M")
     run_features_job(persons, events, out=tmp_path / "embedded", dates=dates)
     want = read_features(tmp_path / "embedded" / "features.parquet")
