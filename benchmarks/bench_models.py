@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 
+from models.champion import Champion
 from models.config import load_config
 from models.panel import model_features
 from models.predictor import CalibratedBooster
-from models.scoring import Champion
 from models.train import fit_calibrated
 
 

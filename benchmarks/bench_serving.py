@@ -146,15 +146,15 @@ def train_and_register(engine: Any, tracking_uri: str) -> dict:
 
     from features.store import load_event_columns, load_persons
     from models.calibration import PlattCalibrator
+    from models.champion import load_champion
     from models.config import load_config
     from models.predictor import CalibratedBooster
     from models.pyfunc import log_pyfunc
     from models.registry import model_name
-    from models.scoring import load_champion
-    from serving.scoring import features_at
+    from serving.daily.job import features_at
 
     day = pd.Timestamp(AS_OF) - pd.Timedelta(days=90)
-    feats, _ = features_at(load_persons(engine), load_event_columns(engine, day), day)
+    feats = features_at(load_persons(engine), load_event_columns(engine, day), day).features
     feats = feats.sample(n=min(len(feats), 50_000), random_state=1)
     from features.catalog import load_catalog
 
@@ -256,7 +256,7 @@ def _setup(tmp: Path, n: int) -> tuple[object, dict]:
     """
     from features.ingest import ingest_frames
     from features.store import make_engine
-    from models.scoring import load_champion
+    from models.champion import load_champion
     from serving.db import migrate
 
     db, tracking = _database_url(tmp), f"sqlite:///{tmp / 'mlflow.db'}"
@@ -302,7 +302,7 @@ def _load_average() -> str:
 
 def main() -> None:
     from serving.auth import add_user, issue_token
-    from serving.scoring import score_date
+    from serving.daily.job import score_date
 
     n = int(os.environ.get("BENCH_PERSONS", "100000"))
     seconds = float(os.environ.get("BENCH_SECONDS", "15"))
@@ -371,7 +371,7 @@ def _history_body() -> dict:
 
 def _feature_row(history: dict, names: list[str]) -> dict[str, float]:
     """The history's point-in-time feature row (what the history form scores), by name."""
-    from serving.adhoc import features_from_history
+    from serving.api.adhoc import features_from_history
 
     frame = features_from_history(history["person"], history["events"], AS_OF)
     return {n: float(frame[n].iloc[0]) for n in names}

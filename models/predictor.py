@@ -5,7 +5,7 @@ parameters ``a``, ``b`` and the ordered feature names. ``predict`` gives
 calibrated probabilities, ``contributions`` per-feature contributions to the
 calibrated log-odds plus the base value in the last column (LightGBM's native
 TreeSHAP scaled by ``a``; each row sums to ``a * margin + b``). No pandas and
-no training code here: :mod:`models.scoring` and :mod:`models.pyfunc` share it.
+no training code here: :mod:`models.champion` and :mod:`models.pyfunc` share it.
 ``batch_contributions`` gives the same contributions for large batches through
 :class:`models.treeshap.TreeTables` (vectorised over rows, ~15x faster than
 LightGBM's per-row TreeSHAP; checked against LightGBM on the first rows it

@@ -21,15 +21,15 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from serving.api.errors import install as install_errors
+from serving.api.front_door import FrontDoor
+from serving.api.guard import ControlCharacters, SafeHeaders
+from serving.api.request_metrics import Metrics, MetricsMiddleware
+from serving.api.routes import ingest, lists, persons, scoring, system
+from serving.api.state import open_state
 from serving.champions import Loader
-from serving.errors import install as install_errors
-from serving.fastlane import FastLane
-from serving.guard import ControlCharacters, SafeHeaders
 from serving.logs import install as install_log_filter
-from serving.metrics import Metrics, MetricsMiddleware
-from serving.routes import ingest, lists, persons, scoring, system
 from serving.settings import ServingSettings, get_settings
-from serving.state import open_state
 from serving.web import router as web_pages
 
 API = "/api/v1"
@@ -94,8 +94,8 @@ def create_app(settings: ServingSettings | None = None, loader: Loader | None = 
         app.include_router(router, prefix=API)
     app.include_router(system.ops)
     app.include_router(web_pages)
-    app.add_middleware(FastLane, prefix=API)  # the hot routes, without FastAPI's overhead
-    app.add_middleware(ControlCharacters)  # in front of the fast lane and every route
+    app.add_middleware(FrontDoor, prefix=API)  # the hot routes, without FastAPI's overhead
+    app.add_middleware(ControlCharacters)  # in front of the front door and every route
     app.add_middleware(SafeHeaders)  # no-store, nosniff, CSP on every answer
     app.add_middleware(MetricsMiddleware, metrics=metrics, prefix=API)
     return app

@@ -34,7 +34,7 @@ from serving.db import api_tokens, users
 Role = Literal["worker", "supervisor", "model_owner", "integrator", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 # The role table: which roles may use which kind of operation. The routes
-# (serving.deps), the fast lane and the pages read these; nothing restates them.
+# (serving.api.deps), the front door and the pages read these; nothing restates them.
 #: Roles that may read person-level data (within their scope).
 PERSON_READERS: tuple[Role, ...] = ("worker", "supervisor", "admin")
 #: Roles that may read aggregates (KPIs, model health, runs).
@@ -75,7 +75,7 @@ class Principal:
         ``()`` sees every person (admin); ``None`` sees none (a role without
         person reads, or an account missing its worker_id/district).
         :meth:`scope_filter` renders it to SQLAlchemy, :meth:`sees` checks one
-        row, and the fast lane's SQL (``serving.hot``) uses the pairs as they are.
+        row, and the front door's SQL (``serving.api.readers``) uses the pairs as they are.
         """
         if self.role == "admin":
             return ()

@@ -1,7 +1,7 @@
 """The champion models the service scores with, and how they are swapped.
 
 Contract: the serving layer reaches models only through
-``models.scoring.load_champion`` (the MLflow registry alias
+``models.champion.load_champion`` (the MLflow registry alias
 ``models:/<name>@champion``); :class:`ChampionLike` is the part of that
 interface serving relies on. :class:`ChampionSet` holds one champion per
 outcome. :meth:`ChampionSet.reload` loads *all* new champions first and then
@@ -61,7 +61,7 @@ def registry_loader(tracking_uri: str) -> Loader:
     """Load champions from the MLflow registry at ``tracking_uri``."""
 
     def load(outcome: str) -> ChampionLike:
-        from models.scoring import load_champion
+        from models.champion import load_champion
 
         return load_champion(outcome, tracking_uri=tracking_uri)
 

@@ -34,7 +34,7 @@ LOGGERS = (
     "sqlalchemy.engine.Engine",
     "sqlalchemy.pool.impl.QueuePool",
     "models.predictor",
-    "models.single",
+    "models.one_row",
 )
 
 _PATH_IDS = re.compile(r"(/(?:persons|people|workers|caseload|districts|towns)/)(?!\{)[^/\s?#\"']+")

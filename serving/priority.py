@@ -3,7 +3,7 @@
 Contract: :func:`priority_key` is the one place the order rule lives; the list
 page, its printable version and every other caller sort with it. It takes a
 person's stored list items of the run, one per outcome (``{"relapse": item,
-"loss_of_contact": item}``, items as :mod:`serving.rows` stores them), and
+"loss_of_contact": item}``, items as :mod:`serving.daily.run_rows` stores them), and
 orders by, in turn:
 
 1. the **higher band of either outcome**, highest first — so a 极高风险 of

@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from features.store import events, persons
-from serving.alerts import ALERT_BITS, COHORT_BITS
 from serving.auth import Principal
 from serving.bands import BAND_CODES
 from serving.db import actions, alerts, explanations, feature_rows, score_runs, scores
+from serving.flags import ALERT_BITS, COHORT_BITS
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def score(
 
     if labels is not None:
         use_label_file(labels)
-    from serving.scoring import score_date
+    from serving.daily.job import score_date
     from serving.settings import get_settings
 
     settings = get_settings()
@@ -84,7 +84,7 @@ def serve(
     from serving.app import create_app
 
     # uvloop + httptools: uvicorn's fast path (pinned dependencies); no access log on the
-    # hot path — requests are counted in /metrics and person reads are in the audit log.
+    # busiest path — requests are counted in /metrics and person reads are in the audit log.
     uvicorn.run(
         create_app(),
         host=host,

@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any
 
 from features.config import OUTCOMES
-from serving.reasons import kind_of
+from serving.web.reasons import kind_of
 
 OUTCOME_ORDER = OUTCOMES
 

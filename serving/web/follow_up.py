@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from serving import queries
-from serving.reasons import PlanSuggestion
+from serving.web.reasons import PlanSuggestion
 
 from .listing import Row
 

@@ -6,7 +6,7 @@ Contract: :func:`parse_filters` reads the list filters from a query string
 per person with both outcomes' items exactly as the scoring job stored them
 (the same items the API's ``/risk-lists/workers/{id}`` returns), ordered
 "who first today" (:mod:`serving.priority`) or by one outcome, each with its
-reason and plan items (:mod:`serving.reasons`) and alert messages;
+reason and plan items (:mod:`serving.web.reasons`) and alert messages;
 scope is applied in SQL with :meth:`serving.auth.Principal.scope_filter`, so
 a caseload outside the caller's scope is reported like an unknown one (None).
 """
@@ -25,12 +25,12 @@ from starlette.datastructures import QueryParams
 
 from features.config import OUTCOMES
 from serving import queries
-from serving.alerts import ALERT_BITS, COHORT_BITS
 from serving.auth import Principal
 from serving.bands import BAND_CODES
 from serving.db import alerts, scores
+from serving.flags import ALERT_BITS, COHORT_BITS
 from serving.priority import in_priority_order, top_band
-from serving.reasons import PlanSuggestion, Reason, leading_outcome, main_reason, suggested_plan
+from serving.web.reasons import PlanSuggestion, Reason, leading_outcome, main_reason, suggested_plan
 
 #: List orders: who first today (both outcomes, :mod:`serving.priority`), or one outcome's rank.
 SORTS = ("priority", *OUTCOMES, "person")

@@ -3,7 +3,7 @@
 Contract: both show a caseload "who first today" (:mod:`serving.priority`;
 ``?sort=relapse|loss_of_contact`` ranks by one outcome), with both outcomes'
 bands in words + colour + a four-step meter and their change since the
-previous run, the main reason and plan items (:mod:`serving.reasons`),
+previous run, the main reason and plan items (:mod:`serving.web.reasons`),
 alerts, the data's age, filters (sort, band, alert, cohort) and a printable
 version (``?view=print``) that keeps both outcomes, the data's age and a
 notes column; ``?q=`` finds a person by (part of) their id; ``?view=xlsx`` and

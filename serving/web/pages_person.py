@@ -4,9 +4,9 @@ Contract: ``GET`` shows both scores and their trend, the drivers as bars with
 sentences, suggested plan items with one-click done / not done / not suitable
 and a note, a what-if panel and the timeline; it writes one audit line
 (``web_person``). ``POST …/actions`` records through the API's own
-:func:`serving.routes.persons.record_action` (same checks, same table, same
+:func:`serving.api.routes.persons.record_action` (same checks, same table, same
 audit line) and returns to the page (303). ``POST …/what-if`` runs the API's
-:func:`serving.routes.persons.what_if` (audited, nothing stored) and shows the
+:func:`serving.api.routes.persons.what_if` (audited, nothing stored) and shows the
 page with the result. Both posts need the session's CSRF token. A person who
 does not exist and one outside the caller's scope get the same 404 page.
 """
@@ -23,10 +23,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from serving.api.errors import ApiError
+from serving.api.routes.persons import record_action, what_if
+from serving.api.schemas import ActionIn, WhatIfIn
 from serving.audit import Entry
-from serving.errors import ApiError
-from serving.routes.persons import record_action, what_if
-from serving.schemas import ActionIn, WhatIfIn
 
 from . import charts
 from .listing import OUTCOMES

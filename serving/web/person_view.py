@@ -7,7 +7,7 @@ is outside the caller's scope (the same answer for both, via
 the stored rows of the latest published run (what the list showed); the trend
 is the stored history of the last :data:`TREND_DAYS` days; plan items are the
 union of both outcomes' suggested items, each with the drivers that suggested
-it (:func:`serving.reasons.suggested_plan`: signs, alerts, or the band's
+it (:func:`serving.web.reasons.suggested_plan`: signs, alerts, or the band's
 protocol at 高风险 and above) and its most recent recorded status; what-if inputs are the actionable
 model inputs among the person's drivers plus a few common ones
 (:data:`WHAT_IF_DEFAULTS`), at most :data:`WHAT_IF_MAX`.
@@ -26,8 +26,8 @@ from sqlalchemy.engine import Connection
 
 from serving import queries
 from serving.auth import Principal
-from serving.explain import actionable_features
-from serving.reasons import PlanSuggestion, suggested_plan
+from serving.explanations import actionable_features
+from serving.web.reasons import PlanSuggestion, suggested_plan
 
 from .listing import OUTCOMES, Since, rows_for, since_previous
 
@@ -150,7 +150,7 @@ def plan_rows(
     alerts: list[dict[str, Any]],
     actions: list[dict[str, Any]],
 ) -> list[PlanSuggestion]:
-    """The suggested items (:func:`serving.reasons.suggested_plan`) with their last record."""
+    """The suggested items (:func:`serving.web.reasons.suggested_plan`) with their last record."""
     drivers = {o: b["drivers"] for o, b in explanations.items()}
     bands = {o: b["band"] for o, b in explanations.items()}
     rows = suggested_plan(drivers, bands, alerts)

@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from features.config import OUTCOMES
-from serving import reasons
 from serving.auth import Principal
 from serving.bands import BAND_NAMES, THRESHOLDS
+from serving.web import reasons
 
 from . import words
 from .i18n import HTML_LANG, LANG_COOKIE, ROLE_KEYS, lang_of, translator

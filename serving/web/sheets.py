@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from openpyxl import Workbook
 
 from serving.exports import Cell, csv_bytes, safe_cell
-from serving.reasons import Lang
+from serving.web.reasons import Lang
 
 from .i18n import translator
 from .listing import OUTCOMES, Row

@@ -5,7 +5,7 @@ applies the caller's scope in SQL (:meth:`serving.auth.Principal.scope_filter`),
 so a supervisor sees only their town or district and an unknown town looks
 like one outside the scope (empty). A worker's top people are their first
 "who first today" (:mod:`serving.priority`) with the main reason
-(:mod:`serving.reasons`). Groups put each person under the catalog entry of
+(:mod:`serving.web.reasons`). Groups put each person under the catalog entry of
 their strongest risk-raising recent sign (entries that describe the same
 thing, :data:`SAME_AS`, share a group; background facts, signs of concern and
 zero counts never make a group: those people are listed apart; the API's
@@ -27,12 +27,12 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from serving.alerts import COHORT_BITS
 from serving.auth import Principal
 from serving.db import explanations, score_runs, scores, town_kpis
-from serving.explain import feature_specs
+from serving.explanations import feature_specs
+from serving.flags import COHORT_BITS
 from serving.priority import in_priority_order, top_band
-from serving.reasons import kind_of
+from serving.web.reasons import kind_of
 
 from . import words
 from .listing import Row, both_outcomes, rows_for
@@ -135,7 +135,7 @@ SAME_AS = {
 
 
 def _key_driver(drivers: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The strongest risk-raising recent sign (:func:`serving.reasons.kind_of`), or None:
+    """The strongest risk-raising recent sign (:func:`serving.web.reasons.kind_of`), or None:
     background facts, signs of concern and zero counts are not a group's main driver."""
     for d in drivers:
         if d["contribution"] > 0 and kind_of(d) == "sign":

@@ -15,8 +15,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from serving.api.state import ServiceState
 from serving.auth import Principal
-from serving.state import ServiceState
 
 from .render import page, redirect
 from .session import csrf_ok, csrf_token, resolve_session, session_of

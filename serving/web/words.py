@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cache
 
 from features.catalog import Feature, FeatureSpec, load_catalog
-from serving.explain import plan_item_words
+from serving.explanations import plan_item_words
 
 from .i18n import Lang
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models.champion import Champion
 from models.explain import Explainer
-from models.scoring import Champion
 from models.train import fit_calibrated, xy
 
 

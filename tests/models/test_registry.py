@@ -12,8 +12,8 @@ import pytest
 
 from features import build_features
 from models import registry
+from models.champion import frame_to_matrix, load_champion
 from models.retrain import Decision, train_and_decide
-from models.scoring import frame_to_matrix, load_champion
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from features.ingest import ingest_frames
 from features.store import make_engine
 from serving.auth import add_user, issue_token
-from serving.scoring import score_date
+from serving.daily.job import score_date
 from serving.settings import ServingSettings, get_settings
 from tests.serving import district
 from tests.serving.fakes import fake_champions

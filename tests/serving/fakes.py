@@ -1,4 +1,4 @@
-"""A tiny stand-in champion with the interface of ``models.scoring.Champion``.
+"""A tiny stand-in champion with the interface of ``models.champion.Champion``.
 
 Logistic in a handful of catalog features, so contributions are exact
 (logit = base + sum of contributions) and the tests can check every number.

@@ -2,9 +2,9 @@
 
 The other serving tests use a logistic stand-in; here two small LightGBM
 champions (the models layer's tree shape, catalog features) go through the
-one-row path (:mod:`models.single`), and the answers are held to what
-:func:`serving.explain.score_rows` — the daily job's code — gives for the
-same row, with and without the fast lane, on both databases.
+one-row path (:mod:`models.one_row`), and the answers are held to what
+:func:`serving.explanations.score_rows` — the daily job's code — gives for the
+same row, with and without the front door, on both databases.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import orjson
 import pytest
 
 from features.catalog import load_catalog
+from models.champion import Champion
 from models.predictor import CalibratedBooster
-from models.scoring import Champion
-from serving.adhoc import features_from_history
-from serving.explain import score_rows
-from serving.fastlane import FastLane
+from serving.api.adhoc import features_from_history
+from serving.api.front_door import FrontDoor
+from serving.explanations import score_rows
 from tests.factories import event, person
 from tests.serving.conftest import Scored, auth
 
@@ -58,7 +58,7 @@ def _client(s: Scored, champions: dict[str, Champion], lane: bool = True) -> Tes
 
     app = create_app(s.settings(), loader=lambda o: champions[o])
     if not lane:
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not FastLane]
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not FrontDoor]
     return TestClient(app)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from serving.schemas import Explanation, ListItem, PersonSummary, Timeline, WhatIfOut
+from serving.api.schemas import Explanation, ListItem, PersonSummary, Timeline, WhatIfOut
 from tests.factories import event, person
 from tests.serving.conftest import auth
 

@@ -8,11 +8,11 @@ import orjson
 import pytest
 
 from features.catalog import load_catalog
+from models.champion import Champion
 from models.explain import Top
 from models.predictor import CalibratedBooster
-from models.scoring import Champion
 from serving.bands import bands_of
-from serving.explain import (
+from serving.explanations import (
     BodyWriter,
     body_of,
     explain_batch,

@@ -106,7 +106,7 @@ FORMULAS = {
 
 def test_exported_cells_never_start_a_formula(api_fresh, fresh):
     from serving import queries
-    from serving.scoring import score_date
+    from serving.daily.job import score_date
     from tests.factories import person
     from tests.serving import district
     from tests.serving.fakes import fake_champions
@@ -359,7 +359,7 @@ def test_paging_out_of_range_is_422_naming_the_parameter(api, scored, who, url, 
 
 
 def test_paging_at_the_bounds_answers(api, scored):
-    from serving.schemas import OFFSET_MAX, PAGE_MAX
+    from serving.api.schemas import OFFSET_MAX, PAGE_MAX
 
     h = auth(scored.tokens, "admin")
     assert api.get(f"/api/v1/admin/audit?offset={OFFSET_MAX}", headers=h).json()["items"] == []
@@ -401,8 +401,8 @@ def test_a_busy_database_is_503_with_retry_after_and_never_500(fresh):
         try:
             busy = [
                 client.get("/api/v1/persons/p-01", headers=w1),  # FastAPI route, audited
-                client.get("/api/v1/persons/p-01/explanation", headers=w1),  # fast lane
-                client.get("/api/v1/risk-lists/me", headers=w1),  # fast lane, audited list
+                client.get("/api/v1/persons/p-01/explanation", headers=w1),  # front door
+                client.get("/api/v1/risk-lists/me", headers=w1),  # front door, audited list
                 client.get(f"{EXPORT}?worker_id=w-1", headers=w1),
                 client.post("/api/v1/ingest", headers=integ, json={"persons": [person()]}),
             ]
@@ -427,7 +427,7 @@ MARK = "MARKER-7f3a"
 def test_error_paths_log_no_person_id_and_no_free_text(lenient, fresh, caplog, monkeypatch):
     import logging
 
-    from serving import hot
+    from serving.api import readers
     from tests.factories import person
 
     caplog.set_level(logging.INFO)
@@ -449,10 +449,10 @@ def test_error_paths_log_no_person_id_and_no_free_text(lenient, fresh, caplog, m
     async def broken(*_args: object, **_kwargs: object) -> bytes:
         raise KeyError(secret)
 
-    monkeypatch.setattr(hot, "explanation", broken)
+    monkeypatch.setattr(readers, "explanation", broken)
     r = lenient.get(f"/api/v1/persons/p-01/explanation?outcome=relapse&m={MARK}", headers=w1)
     assert r.status_code == 500
-    monkeypatch.setattr(hot, "risk_list", broken)
+    monkeypatch.setattr(readers, "risk_list", broken)
     r = lenient.get("/api/v1/risk-lists/workers/w-1", headers=w1)
     assert r.status_code == 500
 
@@ -567,9 +567,9 @@ def test_cli_users_token_and_revoke_answer_bad_input_by_name(fresh, monkeypatch)
 @pytest.mark.parametrize(
     ("who", "url"),
     [
-        ("w1", "/api/v1/risk-lists/me"),  # fast lane
+        ("w1", "/api/v1/risk-lists/me"),  # front door
         ("w1", "/api/v1/persons/p-01"),
-        ("w1", "/api/v1/persons/p-01/explanation"),  # fast lane
+        ("w1", "/api/v1/persons/p-01/explanation"),  # front door
         ("w1", f"{EXPORT}?worker_id=w-1"),
         ("w1", "/api/v1/persons/p-04"),  # 404
         ("w1", "/api/v1/runs"),  # 403

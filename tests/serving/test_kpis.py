@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 
-from serving.scoring import town_kpis
+from serving.daily.job import town_kpis
 
 
 def test_kpis_of_one_town_by_hand() -> None:

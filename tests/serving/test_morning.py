@@ -14,7 +14,7 @@ from typing import Any
 
 from serving.bands import band_words
 from serving.priority import in_priority_order, priority_key, times_usual
-from serving.reasons import (
+from serving.web.reasons import (
     BAND_PROTOCOL,
     kind_of,
     leading_outcome,

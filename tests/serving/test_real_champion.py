@@ -36,9 +36,9 @@ def test_a_real_champion_scores_a_district_and_the_api_shows_it(tmp_path, monkey
     from features.ingest import ingest_dir
     from features.store import make_engine
     from models import registry
+    from models.champion import load_champion
     from models.panel import load_dir
     from models.retrain import train_and_decide
-    from models.scoring import load_champion
     from serving.app import create_app
     from serving.auth import add_user, issue_token
     from serving.settings import get_settings

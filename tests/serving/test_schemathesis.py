@@ -59,7 +59,7 @@ def _document_app() -> Any:
 
 
 #: The issue's properties. Left out: positive_data_acceptance — a few constraints are
-#: enforced by name (a control character in a path is a 422 from serving.guard) without
+#: enforced by name (a control character in a path is a 422 from serving.api.guard) without
 #: being spelled in the schema, and that 422 is documented for every operation.
 CHECKS = [
     not_a_server_error,

@@ -16,9 +16,9 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from serving.api.schemas import Explanation, ListItem
 from serving.bands import band_of
-from serving.schemas import Explanation, ListItem
-from serving.scoring import score_date
+from serving.daily.job import score_date
 from tests.serving.fakes import fake_champions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,9 +137,9 @@ KILL_SCRIPT = textwrap.dedent(
     from datetime import date
     sys.path.insert(0, {root!r})
     from features.store import make_engine
-    from serving.scoring import score_date
+    from serving.daily.job import score_date
     from tests.serving.fakes import fake_champions
-    import serving.publish as publish
+    import serving.daily.publish as publish
     publish.BATCH = 2  # many small batches, so the kill lands mid-write
 
     def progress(message):

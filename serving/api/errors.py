@@ -21,8 +21,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serving.api.schemas import ErrorOut
 from serving.db import is_busy
-from serving.schemas import ErrorOut
 
 log = logging.getLogger("sunflower.serving")
 

@@ -2,7 +2,7 @@
 
 Contract::
 
-    one = SingleRow.of(champion)          # a models.scoring.Champion; ~0.3 s to build
+    one = OneRow.of(champion)          # a models.champion.Champion; ~0.3 s to build
     x = np.array([...])                   # 1-D, columns = champion.feature_names
     p, contributions, drivers = one.score(x, top_k=5)
 
@@ -31,7 +31,7 @@ fraction of the cost, because everything is laid out for one row:
   effect words of :mod:`models.explain`), with the
   same selection as ``Explainer.explain`` (``argpartition`` then ``argsort``
   of the magnitudes) on 1-D arrays instead of (rows, units) ones.
-  ``tests/models/test_single.py`` holds the two to equality.
+  ``tests/models/test_one_row.py`` holds the two to equality.
 
 No pandas; the object is read-only after construction, so threads may share it.
 """
@@ -153,7 +153,7 @@ def _row_tables(predictor: CalibratedBooster) -> RowTables | None:
 
 
 @dataclass(frozen=True)
-class SingleRow:
+class OneRow:
     """A champion's one-row scorer (see the module docstring)."""
 
     feature_names: tuple[str, ...]
@@ -167,8 +167,8 @@ class SingleRow:
     )
 
     @classmethod
-    def of(cls, champion: Any) -> SingleRow:
-        """Build from a champion with ``predictor`` and ``explainer`` (models.scoring.Champion)."""
+    def of(cls, champion: Any) -> OneRow:
+        """Build from a champion with ``predictor`` and ``explainer`` (models.champion.Champion)."""
         predictor: CalibratedBooster = champion.predictor
         ex: Explainer = champion.explainer
         columns = tuple(np.array(u.columns, dtype=np.intp) for u in ex.units)

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
 from serving import queries
-from serving.errors import ApiError
-from serving.schemas import OFFSET_MAX, PAGE_MAX, AlertKind, BandCode, CohortKind, Outcome
+from serving.api.errors import ApiError
+from serving.api.schemas import OFFSET_MAX, PAGE_MAX, AlertKind, BandCode, CohortKind, Outcome
 
 
 class ListQuery(BaseModel):

@@ -1,6 +1,6 @@
 """The daily run's rows, rendered chunk by chunk of persons (the scoring job's writing half).
 
-Contract: :class:`RunRows` takes what :func:`serving.scoring.score_date`
+Contract: :class:`RunRows` takes what :func:`serving.daily.job.score_date`
 computed for a date — the cohort (``who``), each outcome's probabilities and
 top drivers, the previous run's scores, alert and cohort bit masks, the
 champions and the feature matrix — and :meth:`RunRows.chunk` renders persons
@@ -30,10 +30,9 @@ import numpy as np
 import pandas as pd
 
 from models.explain import Top
-from serving.alerts import COHORT_BITS
 from serving.bands import band_words, bands_of
 from serving.champions import ChampionLike
-from serving.explain import (
+from serving.explanations import (
     TOP_K,
     BodyWriter,
     body_of,
@@ -43,6 +42,7 @@ from serving.explain import (
     round_like_python,
     top_spec,
 )
+from serving.flags import COHORT_BITS
 
 #: Persons rendered and written at a time.
 CHUNK = 20_000

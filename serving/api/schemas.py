@@ -1,7 +1,7 @@
 """Request and response schemas of the API (what OpenAPI shows, with examples).
 
 Contract: these are the API's shapes, separate from the database rows and the
-frames of the job. The hot read routes return JSON that the scoring job
+frames of the job. The busiest read routes return JSON that the scoring job
 already serialised from these same shapes (``scores.item``,
 ``explanations.body``), so the route does not rebuild it per request; tests
 validate those bodies against these models.
@@ -34,7 +34,7 @@ AlertKind = Literal[
 ]
 CohortKind = Literal["agreement_ending", "transferred_in_recently", "first_90_days"]
 
-#: Paging bounds of every paged route (and the fast lane): outside them is a 422 naming
+#: Paging bounds of every paged route (and the front door): outside them is a 422 naming
 #: the parameter. ``limit`` is 1..PAGE_MAX, ``offset`` 0..OFFSET_MAX (far past any list,
 #: far below the 64-bit integers the databases take).
 PAGE_MAX = 1000

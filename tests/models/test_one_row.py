@@ -1,6 +1,6 @@
 """The one-row path gives the champion's own numbers and drivers.
 
-``SingleRow.score`` against ``Champion.predict / contributions / explain``
+``OneRow.score`` against ``Champion.predict / contributions / explain``
 (LightGBM's TreeSHAP) on models with plain, NaN-missing and zero-as-missing
 splits, trees of 8 splits, and trees too large for the tables; rows with NaN,
 zero, -0.0 and values at the thresholds; and the build-time check that keeps
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from features.catalog import load_catalog
+from models.champion import Champion
+from models.one_row import OneRow, RowTables
 from models.predictor import CalibratedBooster
-from models.scoring import Champion
-from models.single import RowTables, SingleRow
 
 NAMES = [f.name for f in load_catalog().features()]
 
@@ -66,7 +66,7 @@ def _champion(booster: lgb.Booster) -> Champion:
     )
 
 
-def _assert_equal(one: SingleRow, champion: Champion, X: np.ndarray) -> None:
+def _assert_equal(one: OneRow, champion: Champion, X: np.ndarray) -> None:
     """Same p and contributions; same drivers for finite rows (NaN has no words)."""
     p, contributions = champion.predict(X), champion.contributions(X)
     for i in range(len(X)):
@@ -95,7 +95,7 @@ def _assert_equal(one: SingleRow, champion: Champion, X: np.ndarray) -> None:
 )
 def test_single_row_equals_the_champion(label, params, nan, tabulated):
     champion = _champion(_booster(nan=nan, **params))
-    one = SingleRow.of(champion)
+    one = OneRow.of(champion)
     assert (one.tables is not None) == tabulated
     X = _rows(nan=nan)
     _assert_equal(one, champion, X[::3])
@@ -107,7 +107,7 @@ def test_tables_that_disagree_with_lightgbm_are_not_used(monkeypatch):
     champion = _champion(_booster())
     true_row = RowTables.row
     monkeypatch.setattr(RowTables, "row", lambda self, x: true_row(self, x) + 1e-7)
-    one = SingleRow.of(champion)
+    one = OneRow.of(champion)
     assert one.tables is None
     monkeypatch.undo()
     _assert_equal(one, champion, _rows(nan=False)[:20])
@@ -121,7 +121,7 @@ def test_a_model_without_splits_is_scored_by_lightgbm():
         num_boost_round=3,
     )
     champion = _champion(flat)
-    one = SingleRow.of(champion)
+    one = OneRow.of(champion)
     assert one.tables is None
     np.testing.assert_allclose(
         one.contributions(X[0]), champion.contributions(X[:1])[0], rtol=0, atol=1e-12

@@ -27,7 +27,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.contract import CONTROL_CHARACTERS
-from serving.errors import body
+from serving.api.errors import body
 
 _CONTROL = re.compile(CONTROL_CHARACTERS)
 #: Routes without input (and probes that must answer whatever they are sent).

@@ -1,12 +1,12 @@
-"""The hot request paths: risk lists, stored explanations, ad-hoc scoring of one row.
+"""Readers behind the busiest routes: risk lists, stored explanations, one-row ad-hoc scoring.
 
-Contract: :class:`HotReader` reads with plain DB-API calls on one long-lived
+Contract: :class:`StoredReader` reads with plain DB-API calls on one long-lived
 connection per thread (no SQLAlchemy expression building, no pool checkout per
 request); SQL text is built once per query *shape* and reused, so SQLite's
 statement cache and psycopg's automatic server-side prepare both apply. The
 async functions below are the whole logic of their routes — scope, 404s,
 audit (awaited, committed before the answer), JSON bytes — and are called
-both by the FastAPI routes and by :mod:`serving.fastlane`, so the two entry
+both by the FastAPI routes and by :mod:`serving.api.front_door`, so the two entry
 points cannot drift apart. Nothing here touches pandas.
 
 Published runs never change (a rerun writes a new run id), so stored list
@@ -27,13 +27,13 @@ from sqlalchemy.engine import Engine
 
 from features.config import OUTCOMES
 from serving import queries
-from serving.adhoc import FieldErrors, row_vector, score_row, single_row
-from serving.alerts import ALERT_BITS, COHORT_BITS
+from serving.api.adhoc import FieldErrors, row_vector, score_row, single_row
+from serving.api.errors import ApiError, not_found
 from serving.audit import Entry
 from serving.auth import Principal
 from serving.bands import BAND_CODES
 from serving.champions import ModelsNotReady
-from serving.errors import ApiError, not_found
+from serving.flags import ALERT_BITS, COHORT_BITS
 from serving.priority import in_priority_order
 
 #: A page size no list reaches (a whole district's scope in one read).
@@ -68,8 +68,8 @@ class ListArgs:
     order: str = "rank"
 
 
-class HotReader:
-    """DB-API reads for the hot paths: a connection per thread, SQL per shape."""
+class StoredReader:
+    """DB-API reads of the stored runs: a connection per thread, SQL per shape."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -253,7 +253,7 @@ async def risk_list(
     state: Any, who: Principal, args: ListArgs, scope_name: str, cond: Eqs, rank: str
 ) -> bytes:
     """A list page as JSON bytes; 404 when the scope is unknown or out of reach."""
-    reader: HotReader = state.hot
+    reader: StoredReader = state.reader
     mine = scope_eqs(who)
     run = reader.need_run(args.day)
     limit = min(args.limit, state.settings.page_max)
@@ -282,7 +282,7 @@ async def risk_list(
 
 
 def _priority_page(
-    reader: HotReader, run_id: int, eqs: Eqs, rank: str, args: ListArgs, limit: int
+    reader: StoredReader, run_id: int, eqs: Eqs, rank: str, args: ListArgs, limit: int
 ) -> tuple[int, list[str]]:
     """The matching items of ``args.outcome`` in who-first order (:mod:`serving.priority`),
     judged on both outcomes of each person, then paged."""
@@ -303,7 +303,7 @@ async def explanation(
     state: Any, who: Principal, person_id: str, outcome: str, day: date | None
 ) -> bytes:
     """The stored explanation of ``person_id``'s score in the run of ``day`` (latest)."""
-    reader: HotReader = state.hot
+    reader: StoredReader = state.reader
     if not who.reads_persons:
         raise not_found()
     run = reader.run(day)

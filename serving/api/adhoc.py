@@ -6,8 +6,8 @@ the row as a 1-D float64 array. No pandas: this is the fast path (one C-level
 look-up of all names, one array, one finiteness check; the complete error
 report is only built for a row that fails). :func:`score_row` scores and
 explains such a row with a champion and returns the API body — the body
-:func:`serving.explain.score_rows` gives, with the same numbers: a
-:class:`models.scoring.Champion` goes through its :class:`models.single.SingleRow`
+:func:`serving.explanations.score_rows` gives, with the same numbers: a
+:class:`models.champion.Champion` goes through its :class:`models.one_row.OneRow`
 (built once per loaded champion, in a worker thread, by :func:`single_row`),
 any other champion through ``score_rows``. :func:`features_from_history`
 validates a person and events with the same rules as file ingest
@@ -34,10 +34,10 @@ import pandas as pd
 from features import build_features
 from features.contract import EVENT_COLUMN_NAMES, PERSON_COLUMN_NAMES
 from features.validate import frame_from_records, validate_events, validate_persons
-from models.single import SingleRow
+from models.one_row import OneRow
 from serving.bands import bands_of
 from serving.champions import ChampionLike
-from serving.explain import TOP_K, body_of, model_ref, score_rows
+from serving.explanations import TOP_K, body_of, model_ref, score_rows
 
 
 class FieldErrors(ValueError):
@@ -93,25 +93,25 @@ def row_vector(names: Sequence[str], features: dict[str, Any]) -> np.ndarray:
     raise FieldErrors(_row_errors(names, features))
 
 
-_singles: dict[int, tuple[ChampionLike, SingleRow | None]] = {}
+_singles: dict[int, tuple[ChampionLike, OneRow | None]] = {}
 _singles_lock = threading.Lock()
 
 
-def _single_row_now(champion: ChampionLike) -> SingleRow | None:
+def _single_row_now(champion: ChampionLike) -> OneRow | None:
     with _singles_lock:
         hit = _singles.get(id(champion))
         if hit is not None and hit[0] is champion:
             return hit[1]
         one = None
         if getattr(champion, "predictor", None) is not None and hasattr(champion, "explainer"):
-            one = SingleRow.of(champion)
+            one = OneRow.of(champion)
         if len(_singles) >= 8:  # champions of earlier reloads
             _singles.clear()
         _singles[id(champion)] = (champion, one)
         return one
 
 
-async def single_row(champion: ChampionLike) -> SingleRow | None:
+async def single_row(champion: ChampionLike) -> OneRow | None:
     """The champion's one-row scorer (None for a champion without a LightGBM predictor).
 
     Built once per champion object (the cache holds the object, so its id stays
@@ -124,7 +124,7 @@ async def single_row(champion: ChampionLike) -> SingleRow | None:
     return await asyncio.to_thread(_single_row_now, champion)
 
 
-def score_row(champion: ChampionLike, one: SingleRow | None, x: np.ndarray) -> dict[str, Any]:
+def score_row(champion: ChampionLike, one: OneRow | None, x: np.ndarray) -> dict[str, Any]:
     """The explanation body of one row (what ``score_rows`` gives for it)."""
     if one is None:
         return score_rows(champion, x.reshape(1, -1))[2][0]

@@ -20,21 +20,22 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from features.catalog import load_catalog
-from serving import exports, hot, queries
-from serving.alerts import ALERT_BITS
-from serving.audit import Entry
-from serving.auth import Principal
-from serving.db import score_runs, scores, town_kpis
-from serving.deps import AggregateReader, PersonReader, StateDep
-from serving.errors import ERROR_RESPONSES, ApiError, not_found
-from serving.routes.common import (
+from serving import exports, queries
+from serving.api import readers
+from serving.api.deps import AggregateReader, PersonReader, StateDep
+from serving.api.errors import ERROR_RESPONSES, ApiError, not_found
+from serving.api.routes.common import (
     ExportParams,
     ListParams,
     ListQuery,
     need_run,
 )
-from serving.schemas import PAGE_MAX, Aggregates, Groups, Kpis, Outcome, RiskList, RunInfo
-from serving.state import ServiceState
+from serving.api.schemas import PAGE_MAX, Aggregates, Groups, Kpis, Outcome, RiskList, RunInfo
+from serving.api.state import ServiceState
+from serving.audit import Entry
+from serving.auth import Principal
+from serving.db import score_runs, scores, town_kpis
+from serving.flags import ALERT_BITS
 
 router = APIRouter(tags=["risk lists"], responses=ERROR_RESPONSES)
 
@@ -44,11 +45,11 @@ async def _list(
     who: Principal,
     q: ListQuery,
     scope_name: str,
-    cond: hot.Eqs,
+    cond: readers.Eqs,
     rank: str,
 ) -> Response:
-    """The shared body of the list routes (:func:`serving.hot.risk_list`; the fast lane's too)."""
-    args = hot.ListArgs(
+    """The shared body of the list routes (:func:`serving.api.readers.risk_list`)."""
+    args = readers.ListArgs(
         day=q.date,
         outcome=q.outcome,
         bands=tuple(q.band or ()),
@@ -59,7 +60,7 @@ async def _list(
         offset=q.offset,
         order=q.order,
     )
-    payload = await hot.risk_list(state, who, args, scope_name, cond, rank)
+    payload = await readers.risk_list(state, who, args, scope_name, cond, rank)
     return Response(payload, media_type="application/json")
 
 

@@ -1,6 +1,6 @@
 """Typed dependencies: the service state, the caller and their role.
 
-Contract: ``StateDep`` is the :class:`serving.state.ServiceState`; ``UserDep``
+Contract: ``StateDep`` is the :class:`serving.api.state.ServiceState`; ``UserDep``
 the authenticated :class:`serving.auth.Principal` (401 without a valid bearer
 token); :func:`require` narrows to roles (403 otherwise); ``PersonReader``
 (worker, supervisor, admin), ``AggregateReader`` (supervisor, model_owner,
@@ -16,6 +16,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from serving.api.errors import ApiError
+from serving.api.state import ServiceState
 from serving.auth import (
     ADMINS,
     AGGREGATE_READERS,
@@ -25,8 +27,6 @@ from serving.auth import (
     Principal,
     Role,
 )
-from serving.errors import ApiError
-from serving.state import ServiceState
 
 _bearer = HTTPBearer(auto_error=False, description="token from `sunflower users token`")
 

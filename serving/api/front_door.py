@@ -1,6 +1,6 @@
-"""A fast lane in front of FastAPI for the few routes that are read thousands of times a second.
+"""The front door: answers the busiest routes by itself, before FastAPI (thousands a second).
 
-Contract: :class:`FastLane` is an ASGI middleware that answers, by itself, the
+Contract: :class:`FrontDoor` is an ASGI middleware that answers, by itself, the
 well-formed requests of
 
 * ``GET /api/v1/risk-lists/me``, ``…/workers/{worker_id}``,
@@ -8,7 +8,7 @@ well-formed requests of
 * ``GET /api/v1/persons/{person_id}/explanation``;
 * ``POST /api/v1/score/features``.
 
-It calls the same functions as the FastAPI routes (:mod:`serving.hot`), so
+It calls the same functions as the FastAPI routes (:mod:`serving.api.readers`), so
 scope, 404s, audit and the JSON are identical; what it skips is FastAPI's
 route matching, dependency solving and pydantic parsing (together most of a
 request's cost). Anything it is not sure about — no or unknown token, a role
@@ -29,10 +29,11 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving import auth, hot
+from serving import auth
+from serving.api import readers
+from serving.api.errors import ApiError, body, unexpected
+from serving.api.schemas import OFFSET_MAX, PAGE_MAX, AlertKind, BandCode, CohortKind, Outcome
 from serving.auth import Principal
-from serving.errors import ApiError, body, unexpected
-from serving.schemas import OFFSET_MAX, PAGE_MAX, AlertKind, BandCode, CohortKind, Outcome
 
 log = logging.getLogger("sunflower.serving")
 
@@ -59,13 +60,13 @@ class _Route:
 
 
 class Pass(Exception):
-    """Not for the fast lane: hand the request to FastAPI."""
+    """Not for the front door: hand the request to FastAPI."""
 
 
 Handler = Callable[[Any, Principal, list[str], str], Awaitable[bytes]]
 
 
-class FastLane:
+class FrontDoor:
     def __init__(self, app: ASGIApp, prefix: str = "/api/v1") -> None:
         self.app = app
         self.prefix = prefix
@@ -124,7 +125,7 @@ class FastLane:
             outcome, day = _explanation_args(scope)
             scope["route"] = self.routes["explanation"]
             state = scope["app"].state.service
-            await _answer(send, hot.explanation(state, who, parts[2], outcome, day))
+            await _answer(send, readers.explanation(state, who, parts[2], outcome, day))
             return
         raise Pass
 
@@ -149,17 +150,17 @@ class FastLane:
             raise Pass
         scope["route"] = self.routes["score"]
         state = scope["app"].state.service
-        await _answer(send, hot.score_features(state, who, features, outcomes))
+        await _answer(send, readers.score_features(state, who, features, outcomes))
 
 
-async def _list(scope: Scope, who: Principal, args: hot.ListArgs, kind: str, parts: list[str]):
+async def _list(scope: Scope, who: Principal, args: readers.ListArgs, kind: str, parts: list[str]):
     state = scope["app"].state.service
     if kind == "me":
         if who.worker_id is None:
             raise ApiError(
                 404, "not_found", "this account has no caseload; use a town or district list"
             )
-        cond: hot.Eqs = (("worker_id", who.worker_id),)
+        cond: readers.Eqs = (("worker_id", who.worker_id),)
         name, rank = f"worker:{who.worker_id}", "rank_caseload"
     elif kind == "worker":
         cond, name, rank = (("worker_id", parts[3]),), f"worker:{parts[3]}", "rank_caseload"
@@ -168,7 +169,7 @@ async def _list(scope: Scope, who: Principal, args: hot.ListArgs, kind: str, par
         name, rank = f"town:{parts[3]}/{parts[5]}", "rank_town"
     else:
         cond, name, rank = (("district", parts[3]),), f"district:{parts[3]}", "rank_district"
-    return await hot.risk_list(state, who, args, name, cond, rank)
+    return await readers.risk_list(state, who, args, name, cond, rank)
 
 
 async def _answer(send: Send, work: Awaitable[bytes]) -> None:
@@ -177,7 +178,7 @@ async def _answer(send: Send, work: Awaitable[bytes]) -> None:
     try:
         payload = await work
     except Exception as exc:
-        error = exc if isinstance(exc, ApiError) else unexpected(exc, "the fast lane")
+        error = exc if isinstance(exc, ApiError) else unexpected(exc, "the front door")
         status, extra = error.status, error.headers
         payload = orjson.dumps(body(error.code, error.message, error.fields))
     headers = [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
@@ -234,7 +235,7 @@ def _count(text: str, low: int, high: int) -> int:
     return value
 
 
-def _list_args(scope: Scope) -> hot.ListArgs:
+def _list_args(scope: Scope) -> readers.ListArgs:
     single: dict[str, str] = {}
     bands: list[str] = []
     for key, value in _pairs(scope):
@@ -256,7 +257,7 @@ def _list_args(scope: Scope) -> hot.ListArgs:
         or flag not in ("true", "false")
     ):
         raise Pass
-    return hot.ListArgs(
+    return readers.ListArgs(
         day=_day(single["date"]) if "date" in single else None,
         outcome=outcome,
         bands=tuple(bands),

@@ -1,4 +1,4 @@
-"""The fast lane answers exactly like the FastAPI routes it stands in front of."""
+"""The front door answers exactly like the FastAPI routes it stands in front of."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from serving.fastlane import FastLane
+from serving.api.front_door import FrontDoor
 from tests.serving.conftest import Scored, auth, client_for
 from tests.serving.fakes import fake_champions
 
@@ -22,7 +22,7 @@ GETS = [
     ("w1", f"{W}/me?outcome=loss_of_contact&band=low&band=high"),
     ("w1", f"{W}/me?alert=positive_test"),
     ("w1", f"{W}/me?any_alert=true"),
-    ("w1", f"{W}/me?any_alert=1"),  # not the fast lane's spelling: FastAPI answers
+    ("w1", f"{W}/me?any_alert=1"),  # not the front door's spelling: FastAPI answers
     ("w1", f"{W}/me?cohort=first_90_days"),
     ("w1", f"{W}/me?date=2025-05-31"),
     ("w1", f"{W}/me?date=2024-01-01"),  # no run that day
@@ -55,7 +55,7 @@ def _without_fast_lane(s: Scored) -> TestClient:
 
     champs = fake_champions()
     app = create_app(s.settings(), loader=lambda o: champs[o])
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not FastLane]
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not FrontDoor]
     return TestClient(app)
 
 

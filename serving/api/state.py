@@ -2,7 +2,7 @@
 
 Contract: :class:`ServiceState` is built once in the app's lifespan
 (:func:`open_state`) and closed at shutdown (:meth:`ServiceState.close`). Routes
-reach it through :mod:`serving.deps` (or :mod:`serving.fastlane`), never
+reach it through :mod:`serving.api.deps` (or :mod:`serving.api.front_door`), never
 through globals. :class:`TokenCache` maps a token's SHA-256 to its principal
 for ``ttl`` seconds; revoking tokens in this process (:func:`serving.auth.revoke_tokens`)
 empties every cache at once, and a revocation by another process (the CLI)
@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from features.store import make_engine
+from serving.api.readers import StoredReader
 from serving.audit import AuditWriter
 from serving.auth import Principal, hash_token, on_revoke, resolve_token
 from serving.champions import ChampionSet, Loader, registry_loader
 from serving.db import bound_lock_waits, migrate
-from serving.hot import HotReader
 from serving.settings import ServingSettings
 
 
@@ -60,11 +60,11 @@ class ServiceState:
     champions: ChampionSet
     audit: AuditWriter
     tokens: TokenCache
-    hot: HotReader
+    reader: StoredReader
 
     def close(self) -> None:
         self.audit.close()
-        self.hot.close()
+        self.reader.close()
         self.engine.dispose()
 
 
@@ -83,5 +83,5 @@ def open_state(settings: ServingSettings, loader: Loader | None = None) -> Servi
         champions=champions,
         audit=AuditWriter(engine),
         tokens=TokenCache(engine, settings.auth_cache_seconds),
-        hot=HotReader(engine),
+        reader=StoredReader(engine),
     )

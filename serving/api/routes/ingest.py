@@ -18,9 +18,9 @@ from fastapi.responses import Response
 from features.contract import EVENT_COLUMN_NAMES, PERSON_COLUMN_NAMES
 from features.ingest import ingest_frames
 from features.validate import frame_from_records
-from serving.deps import DataSender, StateDep
-from serving.errors import ERROR_RESPONSES, ApiError, json_response
-from serving.schemas import ErrorOut, IngestIn, IngestOut
+from serving.api.deps import DataSender, StateDep
+from serving.api.errors import ERROR_RESPONSES, ApiError, json_response
+from serving.api.schemas import ErrorOut, IngestIn, IngestOut
 
 router = APIRouter(tags=["ingest"], responses=ERROR_RESPONSES)
 MAX_ROWS = 200_000

@@ -1,6 +1,6 @@
 """Reasons and plan items in words a worker can act on (the pages' one place for them).
 
-Contract: a stored driver (a dict of an explanation body, :func:`serving.explain.driver_dict`)
+Contract: a stored driver (a dict of an explanation body, :func:`serving.explanations.driver_dict`)
 is one of three kinds, :func:`kind_of`:
 
 * ``sign`` — a **recent sign**: something that happened or is happening
@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from features.catalog import Feature, load_catalog
 from models.explain import MODERATE, STRONG
-from serving.explain import plan_item_words
+from serving.explanations import plan_item_words
 from serving.priority import times_usual
 
 Kind = Literal["sign", "concern", "quiet", "background"]

@@ -22,12 +22,21 @@ from fastapi.responses import Response
 
 from features.contract import local_now
 from serving import audit, queries
+from serving.api.deps import Admin, StateDep, UserDep
+from serving.api.errors import ERROR_RESPONSES, json_response
+from serving.api.schemas import (
+    OFFSET_MAX,
+    PAGE_MAX,
+    AuditPage,
+    Health,
+    Me,
+    ModelsOut,
+    Ready,
+    ReloadOut,
+)
+from serving.api.state import ServiceState
 from serving.auth import list_users
 from serving.bands import THRESHOLDS
-from serving.deps import Admin, StateDep, UserDep
-from serving.errors import ERROR_RESPONSES, json_response
-from serving.schemas import OFFSET_MAX, PAGE_MAX, AuditPage, Health, Me, ModelsOut, Ready, ReloadOut
-from serving.state import ServiceState
 
 api = APIRouter(responses=ERROR_RESPONSES)
 ops = APIRouter(tags=["operations"])

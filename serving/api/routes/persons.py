@@ -20,17 +20,12 @@ from fastapi.responses import Response
 
 from features.config import OUTCOMES
 from features.contract import local_now
-from serving import hot, queries
-from serving.audit import Entry, append
-from serving.auth import Principal
-from serving.champions import ModelsNotReady
-from serving.db import actions
-from serving.deps import PersonReader, StateDep
-from serving.errors import ERROR_RESPONSES, ApiError, not_found
-from serving.explain import actionable_features, score_rows
-from serving.queries import Run
-from serving.routes.common import need_run
-from serving.schemas import (
+from serving import queries
+from serving.api import readers
+from serving.api.deps import PersonReader, StateDep
+from serving.api.errors import ERROR_RESPONSES, ApiError, not_found
+from serving.api.routes.common import need_run
+from serving.api.schemas import (
     PAGE_MAX,
     ActionIn,
     ActionOut,
@@ -43,7 +38,13 @@ from serving.schemas import (
     WhatIfInputs,
     WhatIfOut,
 )
-from serving.state import ServiceState
+from serving.api.state import ServiceState
+from serving.audit import Entry, append
+from serving.auth import Principal
+from serving.champions import ModelsNotReady
+from serving.db import actions
+from serving.explanations import actionable_features, score_rows
+from serving.queries import Run
 
 router = APIRouter(prefix="/persons", tags=["persons"], responses=ERROR_RESPONSES)
 DateQ = Annotated[dt.date | None, Query(alias="date", description="run date; default latest")]
@@ -123,7 +124,7 @@ async def explanation(
     day: DateQ = None,
 ) -> Response:
     """Drivers, base value, plan items and model of the score shown in that run's list."""
-    payload = await hot.explanation(state, who, person_id, outcome, day)
+    payload = await readers.explanation(state, who, person_id, outcome, day)
     return Response(payload, media_type="application/json")
 
 

@@ -4,9 +4,10 @@ Contract:
 
 * ``POST /score/features`` — **one supplied feature row**: the model's features
   by name (as listed by ``GET /models``), every one present, finite numbers.
-  This is the fast path (no pandas; see :mod:`serving.adhoc`) and the form the
-  speed target of issue 6 is about; :mod:`serving.fastlane` answers well-formed
-  requests of it without FastAPI, with the same function (:func:`serving.hot.score_features`).
+  This is the fast path (no pandas; see :mod:`serving.api.adhoc`) and the form the
+  speed target of issue 6 is about; :mod:`serving.api.front_door` answers
+  well-formed requests of it without FastAPI, with the same function
+  (:func:`serving.api.readers.score_features`).
 * ``POST /score/history`` — **a person and their history in the input
   contract** (DESIGN §2), validated like file ingest and turned into
   point-in-time features at ``as_of`` by the feature engine (pandas, in a
@@ -29,14 +30,14 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from features.config import OUTCOMES
-from serving import hot
-from serving.adhoc import FieldErrors, features_from_history, score_row, single_row
+from serving.api import readers
+from serving.api.adhoc import FieldErrors, features_from_history, score_row, single_row
+from serving.api.deps import Scorer, StateDep
+from serving.api.errors import ERROR_RESPONSES, ApiError
+from serving.api.schemas import AdhocOut, FeatureRowIn, PersonHistoryIn
+from serving.api.state import ServiceState
 from serving.audit import Entry
 from serving.champions import ChampionLike, ModelsNotReady
-from serving.deps import Scorer, StateDep
-from serving.errors import ERROR_RESPONSES, ApiError
-from serving.schemas import AdhocOut, FeatureRowIn, PersonHistoryIn
-from serving.state import ServiceState
 
 router = APIRouter(prefix="/score", tags=["ad-hoc scoring"], responses=ERROR_RESPONSES)
 
@@ -56,7 +57,7 @@ async def score_features(body: FeatureRowIn, who: Scorer, state: StateDep) -> Re
     The fast form: no feature engine, no pandas. Every feature of the champion
     must be given; an unknown, missing or non-finite one is a 422 naming it.
     """
-    payload = await hot.score_features(state, who, body.features, body.outcomes)
+    payload = await readers.score_features(state, who, body.features, body.outcomes)
     return Response(payload, media_type="application/json")
 
 

@@ -14,8 +14,8 @@ run ``replaced`` and writes the new run as ``published``. A run is published
 whole or not at all: a crash or kill before the commit leaves the previous
 list exactly as it was, and a rerun of the same date replaces it cleanly.
 
-The rows themselves are rendered chunk by chunk by :class:`serving.rows.RunRows`
-while the publishing transaction is open (:func:`serving.publish.publish_batches`).
+The rows themselves are rendered chunk by chunk by :class:`serving.daily.run_rows.RunRows`
+while the publishing transaction is open (:func:`serving.daily.publish.publish_batches`).
 
 Features use events recorded before ``as_of`` (00:00 local on the date), so the
 morning list reflects what was known at midnight (DESIGN §3).
@@ -37,24 +37,19 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from features.catalog import load_catalog
+from features.catalog import AlertSettings, load_catalog
 from features.config import load_label_config
 from features.contract import local_now
-from features.engine import attach, compute, connect, set_entities
+from features.engine import NO_TIME, Session, get_historical_features
 from features.store import load_event_columns, load_persons
-from serving.alerts import (
-    ALERT_BITS,
-    AlertRules,
-    alert_message,
-    cohort_flags,
-    compute_alerts,
-)
 from serving.bands import band_words
 from serving.champions import ChampionLike
+from serving.daily.alerts import alert_message
+from serving.daily.publish import publish_batches
+from serving.daily.run_rows import CHUNK, RunRows
 from serving.db import migrate, score_runs
-from serving.explain import TOP_K, explain_batch
-from serving.publish import publish_batches
-from serving.rows import CHUNK, RunRows
+from serving.explanations import TOP_K, explain_batch
+from serving.flags import ALERT_BITS
 
 Progress = Callable[[str], None]
 
@@ -73,21 +68,54 @@ class RunSummary:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class CohortDay:
+    """What the engine knows of the cohort on a day, from one pass over the events."""
+
+    features: pd.DataFrame  # person_id + catalog features, cohort rows in person order
+    status: pd.DataFrame  # person_id, worker_id, district, town, status: everyone in an agreement
+    alerts: pd.DataFrame  # person_id, kind, since, days, value (cohort rows; kind order)
+    cohort_mask: np.ndarray  # 一批一策 bits, aligned with ``features``
+
+
 def features_at(
-    persons: pd.DataFrame, events: pd.DataFrame, day: pd.Timestamp
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(features of the cohort at ``day``, status of everyone whose agreement spans it)."""
+    persons: pd.DataFrame,
+    events: pd.DataFrame,
+    day: pd.Timestamp,
+    settings: AlertSettings | None = None,
+) -> CohortDay:
+    """Features, alerts and cohort flags of the cohort at ``day``; status of everyone
+    whose agreement spans it."""
     span = persons[(persons["program_start"] <= day) & (persons["program_end"] >= day)]
     entities = pd.DataFrame({"person_id": span["person_id"].to_numpy(), "as_of": day})
-    con = connect()
-    attach(con, persons, events)
-    set_entities(con, entities)
-    frame = compute(con, load_catalog(), load_label_config())
-    con.close()
+    with Session.open(persons, events) as session:
+        got = get_historical_features(
+            session, entities, config=load_label_config(), alerts=settings or True
+        )
+    assert got.alerts is not None
     status = span[["person_id", "worker_id", "district", "town"]].reset_index(drop=True)
-    status["status"] = frame["_status"].to_numpy()
-    active = frame[frame["_in_cohort"].to_numpy(dtype=bool)].reset_index(drop=True)
-    return active, status
+    status["status"] = got.status
+    keep = got.in_cohort
+    ids = entities["person_id"].to_numpy()
+    active = pd.concat(
+        [pd.DataFrame({"person_id": ids[keep]}), got.features[keep].reset_index(drop=True)],
+        axis=1,
+    )
+    raised = got.alerts
+    shown = keep[raised.row]
+    since = raised.since_us[shown]
+    alerts = pd.DataFrame(
+        {
+            "person_id": ids[raised.row[shown]],
+            "kind": raised.kind[shown],
+            "since": pd.to_datetime(
+                np.where(since == NO_TIME, np.datetime64("NaT"), since.astype("datetime64[us]"))
+            ),
+            "days": raised.days[shown],
+            "value": raised.value[shown],
+        }
+    )
+    return CohortDay(active, status, alerts, raised.cohort_mask[keep])
 
 
 def previous_scores(engine: Engine, day: pd.Timestamp) -> dict[str, dict[str, tuple[float, int]]]:
@@ -133,19 +161,22 @@ def score_date(
     as_of: date,
     champions: Mapping[str, ChampionLike],
     *,
-    rules: AlertRules | None = None,
+    rules: AlertSettings | None = None,
     progress: Progress | None = None,
 ) -> RunSummary:
-    """Score the cohort at ``as_of`` with ``champions`` and publish the run."""
+    """Score the cohort at ``as_of`` with ``champions`` and publish the run.
+
+    ``rules``: alert thresholds (default: the catalog's ``alert_settings``).
+    """
     with _no_gc():
-        return _score_date(engine, as_of, champions, rules or AlertRules(), progress)
+        return _score_date(engine, as_of, champions, rules, progress)
 
 
 def _score_date(
     engine: Engine,
     as_of: date,
     champions: Mapping[str, ChampionLike],
-    rules: AlertRules,
+    rules: AlertSettings | None,
     progress: Progress | None,
 ) -> RunSummary:
     say = progress or (lambda _msg: None)
@@ -157,17 +188,20 @@ def _score_date(
     persons = load_persons(engine)
     events = load_event_columns(engine, recorded_before=day)
     clock["load"], t = time.perf_counter() - t, time.perf_counter()
-    say("building features")
-    feats, status = features_at(persons, events, day)
+    say("building features and alerts")
+    known = features_at(persons, events, day, rules)
+    feats, status, alert_rows, cohorts = (
+        known.features,
+        known.status,
+        known.alerts,
+        known.cohort_mask,
+    )
     who = feats[["person_id"]].merge(
         persons[["person_id", "worker_id", "district", "town", "program_start", "program_end"]],
         on="person_id",
         how="left",
     )
     clock["features"], t = time.perf_counter() - t, time.perf_counter()
-    say("alerts")
-    alert_rows = compute_alerts(who, events, day, rules)
-    cohorts = cohort_flags(who, events, day, rules).to_numpy()
     del events
     kinds: dict[str, list[str]] = {}
     bits: dict[str, int] = {}

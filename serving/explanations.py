@@ -94,7 +94,7 @@ def _predict_explain(
 ) -> tuple[np.ndarray, list[list[Any]]]:
     """(p, drivers per row), computing the TreeSHAP contributions once.
 
-    A :class:`models.scoring.Champion` exposes its predictor and explainer: the
+    A :class:`models.champion.Champion` exposes its predictor and explainer: the
     contributions sum exactly to the calibrated log-odds (see docs/models.md), so
     p = sigmoid(row sum) is the model's probability and one LightGBM pass does both
     (for a large matrix on several threads). Other champions use predict + explain.
@@ -165,7 +165,7 @@ def explain_batch(
     champion: ChampionLike, X: np.ndarray, top_k: int = TOP_K, threads: int | None = None
 ) -> tuple[np.ndarray, Top] | None:
     """(p, top drivers as arrays) for every row of ``X``, or None for a champion
-    without the batch path (anything but a :class:`models.scoring.Champion`).
+    without the batch path (anything but a :class:`models.champion.Champion`).
 
     p = sigmoid(row sum of the contributions): the calibrated log-odds exactly
     (see :func:`_predict_explain`), so one TreeSHAP pass gives both. The
