@@ -45,10 +45,10 @@ from features.engine.codes import DAY_US
 from features.engine.records import (
     Events,
     Persons,
+    code_events,
+    code_persons,
     event_digest,
     job_memory,
-    load_events,
-    load_persons,
     lookup_codes,
     person_digest_hashes,
 )
@@ -111,7 +111,7 @@ def fingerprint(persons: Persons, events: Events, person_rows: int | None = None
     """Counts, latest recorded_at and an order-independent hash of the coded data.
 
     The event part is :attr:`Events.digest` (folded in while the events were
-    coded, ``load_events(digest=True)``), else computed here; ``person_rows``
+    coded, ``code_events(digest=True)``), else computed here; ``person_rows``
     is :func:`person_rows_digest` when already computed.
     """
     if person_rows is None:
@@ -213,11 +213,11 @@ def _run(
         stages[name] = stages.get(name, 0.0) + round(now - mark, 2)
         mark = now
 
-    coded_persons = load_persons(persons)
+    coded_persons = code_persons(persons)
     # one helper thread: the person-row hash while events are read, then the writes
     helper = ThreadPoolExecutor(1)
     person_rows = helper.submit(person_rows_digest, coded_persons)
-    coded_events = load_events(events, coded_persons, digest=True)
+    coded_events = code_events(events, coded_persons, digest=True)
     lap("read_and_code")
     plan = fast.compile_plan(catalog, config)
     atom_e = lookup_codes(plan.table, coded_events.tc, coded_events.rc)
@@ -247,10 +247,10 @@ def _run(
         p, a = ent_pidx[sl], ent_as[sl]
         data, codes, _ = fast.evaluate_chunk(plan, coded_events, atom_e, cols, p, a)
         lap("features")
-        rows = session.person_rows(p, a)
-        times: dict[str, np.ndarray] = {
-            o: derived_times(session, rows, config, o, horizon) for o in derived
-        }
+        times: dict[str, np.ndarray] = {}
+        if derived:
+            rows = session.person_rows(p, a)
+            times = {o: derived_times(session, rows, config, o, horizon) for o in derived}
         labels = chunk_labels(
             plan, coded_events, atom_e, cols, p, a, outcomes, horizon, observed, times
         )

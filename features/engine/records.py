@@ -1,15 +1,18 @@
 """Persons and events coded once per job into compact numpy columns.
 
-Contract: :func:`load_persons` reads persons (a canonical frame or a Parquet
+Contract: :func:`code_persons` reads persons (a canonical frame or a Parquet
 file) into :class:`Persons` — the person table in input order, its position
-being the person index ``pidx``. :func:`load_events` reads events the same way
+being the person index ``pidx``. :func:`code_events` reads events the same way
 into :class:`Events`: one numpy array per column, rows grouped by ``pidx``
 (``starts[p]:starts[p + 1]`` are person ``p``'s events) —
 
 * ``pidx`` int32, ``tc``/``rc`` int8 type and result codes
   (:data:`features.engine.codes.TYPE_CODES`, :data:`~features.engine.codes.RESULT_CODES`; 0 = no
   or free-text result), ``ts``/``rec`` int64 microseconds of naive local time
-  (``rec`` = ``recorded_at``, default ``ts``), ``value`` float64 (NaN = none);
+  (``rec`` = ``recorded_at``, default ``ts``), ``value`` float64 (NaN = none),
+  ``place`` int64, a hash of the place a result names (the pharmacy of a
+  ``<medicine>@<pharmacy>`` purchase, :func:`features.contract.split_purchase`;
+  0 = none), coded per dictionary entry like the other strings;
 * ``sup`` int64, when each version was superseded by a correction
   (:mod:`features.engine.sql_events`: the earliest strictly later ``recorded_at`` of the
   same person, type and ``ts``), or ``None`` when no event is ever corrected.
@@ -17,7 +20,7 @@ into :class:`Events`: one numpy array per column, rows grouped by ``pidx``
 Events of persons not in the person table are dropped (the SQL engine's
 inner join did the same). Parquet row groups are decoded on ``WORKERS``
 threads, each coding its row group straight into its slice of preallocated
-columns (≈ 38 bytes per event stay resident, plus 4 bytes of correction key
+columns (≈ 46 bytes per event stay resident, plus 4 bytes of correction key
 while reading); only the needed columns are read, string columns are read as
 Arrow dictionaries and mapped per dictionary entry (person ids through a dict
 built once), never row by row. While a row group is hot the worker also
@@ -52,7 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from features.contract import LOCAL_TZ
+from features.contract import LOCAL_TZ, split_purchase
 from features.engine.codes import MAX_US, RESULT_CODES, TYPE_CODES
 
 Source = pd.DataFrame | str | Path
@@ -99,11 +102,12 @@ class Events:
     tc: np.ndarray
     rc: np.ndarray
     value: np.ndarray
+    place: np.ndarray
     sup: np.ndarray | None
     starts: np.ndarray
     n_read: int
     max_rec: int | None
-    #: XOR of :func:`event_digest` over the events read (``load_events(digest=True)``).
+    #: XOR of :func:`event_digest` over the events read (``code_events(digest=True)``).
     digest: int | None = None
 
     def __len__(self) -> int:
@@ -117,7 +121,7 @@ def _table(source: Source, columns: tuple[str, ...] | None = None) -> pa.Table:
     return pq.read_table(str(source), columns=list(columns) if columns else None)
 
 
-def load_persons(source: Source) -> Persons:
+def code_persons(source: Source) -> Persons:
     """Persons as a pandas frame in input order plus the id index."""
     if isinstance(source, pd.DataFrame):
         frame = source.reset_index(drop=True)
@@ -204,6 +208,32 @@ def _dict_codes(col: pa.Array, vocabulary: Vocabulary | None, lookup: object = N
     return np.asarray(pidx[ix])
 
 
+def place_of(results: np.ndarray) -> np.ndarray:
+    """The place each result names (text after the last ``@``, spaces trimmed) or None."""
+    out = np.empty(len(results), object)
+    for i, r in enumerate(results):
+        out[i] = None if r is None else split_purchase(str(r))[1]
+    return out
+
+
+def _place_hashes(col: pa.Array) -> np.ndarray:
+    """int64 hash of each result's place (0: none), computed per dictionary entry."""
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col)
+    dictionary = col.dictionary
+    if not pa.types.is_string(dictionary.type) and not pa.types.is_large_string(dictionary.type):
+        dictionary = pc.cast(dictionary, pa.string())
+    n_dict = len(dictionary)
+    table = np.zeros(n_dict + 1, np.int64)
+    if n_dict:
+        places = place_of(np.asarray(dictionary.to_numpy(zero_copy_only=False), object))
+        named = np.flatnonzero([p is not None for p in places])
+        if len(named):
+            hashed = pd.util.hash_array(places[named].astype(object)).view(np.int64)
+            table[named] = np.where(hashed == 0, 1, hashed)
+    return np.asarray(table[_indices(col.indices, n_dict)])
+
+
 @dataclass
 class _Out:
     """Preallocated coded columns that workers fill slice by slice."""
@@ -214,6 +244,7 @@ class _Out:
     tc: np.ndarray
     rc: np.ndarray
     value: np.ndarray
+    place: np.ndarray
     keys: np.ndarray  # uint32 hash of (pidx, tc, ts): candidates for corrections
     person_hash: np.ndarray | None  # set: also fold each slice into the digest
     parts: list[tuple[int, bool, int]] = field(default_factory=list)  # (max rec, late?, digest)
@@ -227,6 +258,7 @@ class _Out:
             np.empty(n, np.int8),
             np.empty(n, np.int8),
             np.empty(n, np.float64),
+            np.empty(n, np.int64),
             np.empty(n, np.uint32),
             person_hash,
         )
@@ -257,6 +289,7 @@ def _code_batch(batch: pa.RecordBatch | pa.Table, out: _Out, lo: int, persons: P
         rec[:] = ts
     out.tc[sl] = _dict_codes(col("type"), TYPES)
     out.rc[sl] = _dict_codes(col("result"), RESULTS) if "result" in names else 0
+    out.place[sl] = _place_hashes(col("result")) if "result" in names else 0
     if "value" in names:
         v = col("value")
         if not pa.types.is_float64(v.type):
@@ -340,7 +373,7 @@ def _read_parquet(path: str, out: _Out, persons: Persons, meta: pq.FileMetaData)
         list(pool.map(one, range(meta.num_row_groups)))
 
 
-def load_events(source: Source, persons: Persons, *, digest: bool = False) -> Events:
+def code_events(source: Source, persons: Persons, *, digest: bool = False) -> Events:
     """Code, group by person and correction-mark the events (see module docstring).
 
     ``digest=True`` also folds every event into :attr:`Events.digest` while it
@@ -360,13 +393,14 @@ def load_events(source: Source, persons: Persons, *, digest: bool = False) -> Ev
         n = meta.num_rows
         out = _Out.of(n, person_hash)
         _read_parquet(str(source), out, persons, meta)
-    pidx, ts, rec, tc, rc, value, keys = (
+    pidx, ts, rec, tc, rc, value, place, keys = (
         out.pidx,
         out.ts,
         out.rec,
         out.tc,
         out.rc,
         out.value,
+        out.place,
         out.keys,
     )
     max_rec = max(p[0] for p in out.parts) if n else None
@@ -376,13 +410,13 @@ def load_events(source: Source, persons: Persons, *, digest: bool = False) -> Ev
         acc ^= part[2]
     known = pidx >= 0
     if not bool(known.all()):
-        pidx, ts, rec, tc, rc, value, keys = (
-            a[known] for a in (pidx, ts, rec, tc, rc, value, keys)
+        pidx, ts, rec, tc, rc, value, place, keys = (
+            a[known] for a in (pidx, ts, rec, tc, rc, value, place, keys)
         )
     if len(pidx) > 1 and not bool(np.all(pidx[1:] >= pidx[:-1])):
         order = _stable_order(pidx)
-        pidx, ts, rec, tc, rc, value, keys = (
-            a[order] for a in (pidx, ts, rec, tc, rc, value, keys)
+        pidx, ts, rec, tc, rc, value, place, keys = (
+            a[order] for a in (pidx, ts, rec, tc, rc, value, place, keys)
         )
     counts = (
         np.bincount(pidx, minlength=len(persons)) if len(pidx) else np.zeros(len(persons), np.int64)
@@ -390,7 +424,9 @@ def load_events(source: Source, persons: Persons, *, digest: bool = False) -> Ev
     starts = np.zeros(len(persons) + 1, np.int64)
     np.cumsum(counts, out=starts[1:])
     sup = superseded_at(pidx, tc, ts, rec, keys=keys, late=late)
-    return Events(pidx, ts, rec, tc, rc, value, sup, starts, n, max_rec, acc if digest else None)
+    return Events(
+        pidx, ts, rec, tc, rc, value, place, sup, starts, n, max_rec, acc if digest else None
+    )
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3

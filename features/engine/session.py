@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import LOCAL_TZ
-from features.engine.records import Events, Persons, load_events, load_persons
+from features.engine.records import Events, Persons, code_events, code_persons
 from features.engine.sql_events import attach_events
 
 Source = pd.DataFrame | str | Path
@@ -115,12 +115,12 @@ class Session:
         memory_limit: str | None = None,
     ) -> Session:
         """Code ``persons`` and ``events`` (canonical frames or Parquet paths) once."""
-        coded = load_persons(persons)
+        coded = code_persons(persons)
         return cls(
             persons,
             events,
             coded,
-            load_events(events, coded),
+            code_events(events, coded),
             threads=threads,
             memory_limit=memory_limit,
         )

@@ -25,7 +25,7 @@ Contract:
 
 Times. The contract's times are naive local (Asia/Shanghai) timestamps. A
 zoned timestamp column is turned into local wall-clock time on reading, as the
-array engine does (:func:`features.engine.records.load_events`). Sources given as
+array engine does (:func:`features.engine.records.code_events`). Sources given as
 pandas frames are written to Parquet first (a temporary folder), so both paths
 read the same way.
 """
@@ -420,7 +420,7 @@ def write_features(frame: DataFrame, out: Path) -> Path:
 
 def read_features(path: Path) -> pd.DataFrame:
     """A written features folder as one frame, by as_of then person_id."""
-    frame = pq.read_table(str(path)).to_pandas()
+    frame: pd.DataFrame = pq.read_table(str(path)).to_pandas()
     return frame.sort_values(["as_of", "person_id"], kind="stable").reset_index(drop=True)
 
 
