@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
-from mlflow.pyfunc import PythonModel, PythonModelContext
+from mlflow.pyfunc.model import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, Schema, TensorSpec
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -111,7 +111,7 @@ def log_pyfunc(predictor: CalibratedBooster, registered_model_name: str | None =
     """Log the predictor as an MLflow model in the active run (and register it)."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = predictor.save(Path(tmp))
-        return mlflow.pyfunc.log_model(
+        info: ModelInfo = mlflow.pyfunc.log_model(
             name="model",
             python_model=SunflowerModel(),
             artifacts={
@@ -127,6 +127,7 @@ def log_pyfunc(predictor: CalibratedBooster, registered_model_name: str | None =
             code_paths=code_paths(),
             pip_requirements=model_requirements(),
         )
+    return info
 
 
 ARTIFACT_FILES = (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE)
