@@ -219,20 +219,56 @@ class AlertSpec(_Strict):
     latest ``events`` (a transfer in) has had no contact since (the catalog's
     ``contact``, the same the features count), or the person's worker is an
     "unassigned" marker.
+
+    Quantity rules (controlled medicine; an event's window is by ``ts``: in the
+    ``W``-day window when ``as_of − W days ≤ ts``, known before as_of, as for
+    features): ``sum_above`` — the ``value``s of ``events`` in the last
+    ``window_days`` add up to more than ``above``; ``places_at_least`` — the
+    events in the last ``window_days`` name at least ``at_least`` different places
+    (the pharmacy of a purchase, :func:`features.contract.split_purchase`);
+    ``sharp_rise`` — the quantity in the last ``window_days`` is at least
+    ``at_least`` and more than ``factor`` times the quantity of the ``prior_days``
+    before that window scaled to ``window_days``, that earlier quantity being more
+    than 0 (a first purchase is the other rules' business). Each reports the latest
+    such event's ts and the figure (sum, places, or the recent sum).
+
+    ``level`` grades an alert for the pages (1 关注 notice, 2 警示 warning, 3 严重
+    serious); alerts without one are not graded.
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     bit: int = Field(ge=1)
-    rule: Literal["overdue", "recorded_recently", "no_contact_since"]
+    rule: Literal[
+        "overdue",
+        "recorded_recently",
+        "no_contact_since",
+        "sum_above",
+        "places_at_least",
+        "sharp_rise",
+    ]
     events: EventFilter
     schedule: str | None = None  # overdue: the name of one of the catalog's ``schedules``
     every_days: tuple[int, int, int, int] | None = None
     contact: Literal["contact"] | None = None  # the catalog's one idea of contact
+    window_days: int | None = Field(default=None, ge=1, le=3650)
+    prior_days: int | None = Field(default=None, ge=1, le=3650)
+    above: float | None = Field(default=None, ge=0)
+    at_least: float | None = Field(default=None, ge=1)
+    factor: float | None = Field(default=None, gt=1)
+    level: Literal[1, 2, 3] | None = None
     zh: str
     en: str
 
     @model_validator(mode="after")
     def _consistent(self) -> AlertSpec:
+        needs = {
+            "sum_above": {"window_days", "above"},
+            "places_at_least": {"window_days", "at_least"},
+            "sharp_rise": {"window_days", "prior_days", "at_least", "factor"},
+        }.get(self.rule, set())
+        for key in ("window_days", "prior_days", "above", "at_least", "factor"):
+            if (key in needs) != (getattr(self, key) is not None):
+                raise ValueError(f"{self.name}: rule {self.rule} takes {sorted(needs) or 'none'}")
         if (self.rule == "overdue") != (self.schedule is not None):
             raise ValueError(f"{self.name}: `schedule` goes with rule overdue, and only there")
         if (self.rule == "overdue") != (self.every_days is not None):
@@ -282,14 +318,23 @@ class Catalog(_Strict):
         for alert in data.get("alerts") or ():
             if isinstance(alert, dict) and alert.get("schedule") is not None:
                 name = alert.get("name")
-                if "events" in alert or "every_days" in alert:
+                if alert["schedule"] not in schedules:
+                    raise ValueError(f"{name}: unknown schedule {alert['schedule']!r}")
+                found = schedules[alert["schedule"]]
+                # a dumped catalog carries the copies; a different value is a second schedule
+                same = (
+                    alert.get("events") is None
+                    or EventFilter.model_validate(alert["events"])
+                    == EventFilter.model_validate(found["events"])
+                ) and (
+                    alert.get("every_days") is None
+                    or tuple(alert["every_days"]) == tuple(found["every_days"])
+                )
+                if not same:
                     raise ValueError(
                         f"{name}: an overdue alert names its schedule and does not restate"
                         " `events` or `every_days` (one schedule, read by alerts and due lists)"
                     )
-                if alert["schedule"] not in schedules:
-                    raise ValueError(f"{name}: unknown schedule {alert['schedule']!r}")
-                found = schedules[alert["schedule"]]
                 alert = {**alert, "events": found["events"], "every_days": found["every_days"]}
             alerts.append(alert)
         return {**data, "alerts": alerts} if "alerts" in data else data

@@ -176,15 +176,16 @@ PLACE_MARK = "@"
 def split_purchase(result: str | None) -> tuple[str | None, str | None]:
     """(medicine, pharmacy id) of a ``controlled_medicine_purchase`` result; None when absent.
 
-    The pharmacy is the text after the last ``@``; blanks around either part are removed.
+    The pharmacy is the text after the last ``@``; spaces around either part are
+    removed (the feature engine reads the pharmacy by the same rule, in numpy and SQL).
     """
-    if result is None or not str(result).strip():
+    if result is None or not str(result).strip(" "):
         return None, None
     text = str(result)
     medicine, mark, pharmacy = text.rpartition(PLACE_MARK)
     if not mark:
-        return text.strip() or None, None
-    return medicine.strip() or None, pharmacy.strip() or None
+        return text.strip(" ") or None, None
+    return medicine.strip(" ") or None, pharmacy.strip(" ") or None
 
 
 TEST_RESULTS = ("negative", "positive", "refused", "invalid")

@@ -3,8 +3,10 @@
 Contract: a backend computes, per entity row and from the events visible at
 its as_of (the time rule and corrections, exactly as for features), the few
 aggregates the catalog's alerts and flags need — :class:`AlertInputs`: the
-latest ts of each rule's events, the latest contact, and the latest event
-*recorded* in the last ``recent_days`` with its value — and
+latest ts of each rule's events, the latest contact, the latest event
+*recorded* in the last ``recent_days`` with its value, the sums of values in a
+window (and the window before it) and the distinct places named in a window —
+and
 :func:`raise_alerts` turns them into :class:`~features.engine.protocol.Alerts`
 by the rules of :class:`features.catalog.AlertSpec` /
 :class:`~features.catalog.CohortFlagSpec` (an overdue alert's interval is the
@@ -39,6 +41,11 @@ class AlertInputs:
     contact: dict[str, np.ndarray] = field(default_factory=dict)
     #: recorded_recently alert -> (ts, value) of the latest such event recorded recently
     recent: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: sum_above / sharp_rise alert -> (sum of values with ``as_of - ts <= window``,
+    #: sum with ``window < as_of - ts <= window + prior``; zeros for sum_above)
+    sums: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: places_at_least alert -> distinct places named within its window
+    places: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _days(later_us: np.ndarray, earlier_us: np.ndarray) -> np.ndarray:
@@ -73,6 +80,24 @@ def raise_alerts(catalog: Catalog, settings: AlertSettings, got: AlertInputs) ->
             ts, val = got.recent[alert.name]
             hit = np.flatnonzero(ts != NO_TIME)
             found_since, found_value = ts[hit], val[hit]
+            found_days = np.full(len(hit), np.nan)
+        elif alert.rule in {"sum_above", "places_at_least", "sharp_rise"}:
+            if alert.rule == "places_at_least":
+                figure = got.places[alert.name].astype(np.float64)
+                on = figure >= (alert.at_least or 0)
+            else:
+                figure, before = got.sums[alert.name]
+                if alert.rule == "sum_above":
+                    on = figure > (alert.above or 0.0)
+                else:
+                    scale = (alert.window_days or 0) / (alert.prior_days or 1)
+                    on = (
+                        (figure >= (alert.at_least or 0.0))
+                        & (before > 0)
+                        & (figure > (alert.factor or 0.0) * before * scale)
+                    )
+            hit = np.flatnonzero(on)
+            found_since, found_value = got.last[alert.name][hit], figure[hit]
             found_days = np.full(len(hit), np.nan)
         else:  # no_contact_since
             moved, contact = got.last[alert.name], got.contact[alert.name]

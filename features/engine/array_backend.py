@@ -585,12 +585,43 @@ def _alerts(
             got.recent[alert.name] = (ts, value)
         else:
             got.last[alert.name] = _group_max(seen.last, atoms)
+        if alert.window_days is not None:
+            _window_inputs(alert, seen, ev, atoms, as_r, got)
         if alert.contact is not None:
             got.contact[alert.name] = _group_max(seen.last, plan.atoms(alert_contact(cat, alert)))
     for flag in cat.cohort_flags:
         if flag.events is not None:
             got.last[flag.name] = _group_max(seen.last, plan.atoms(flag.events))
     return raise_alerts(cat, settings, got)
+
+
+def _window_inputs(
+    alert: AlertSpec,
+    seen: _Seen,
+    ev: Events,
+    atoms: np.ndarray,
+    as_r: np.ndarray,
+    got: AlertInputs,
+) -> None:
+    """Sums of values in an alert's window and the one before, or its distinct places."""
+    n = len(as_r)
+    sel = np.flatnonzero(np.isin(seen.at, atoms))
+    rr, e = seen.rr[sel], seen.e[sel]
+    age = as_r[rr] - seen.ts[sel]
+    window = int(alert.window_days or 0) * DAY_US
+    inside = age <= window
+    if alert.rule == "places_at_least":
+        place = ev.place[e]
+        keep = inside & (place != 0)
+        pairs = np.unique(np.stack([rr[keep], place[keep]]), axis=1)
+        got.places[alert.name] = np.bincount(pairs[0], minlength=n).astype(np.int64)
+        return
+    value = np.nan_to_num(ev.value[e], nan=0.0)
+    before = ~inside & (age <= window + int(alert.prior_days or 0) * DAY_US)
+    got.sums[alert.name] = (
+        np.bincount(rr[inside], weights=value[inside], minlength=n).astype(np.float64),
+        np.bincount(rr[before], weights=value[before], minlength=n).astype(np.float64),
+    )
 
 
 def row_slices(

@@ -294,8 +294,9 @@ def alert_query(cat: Catalog, settings: AlertSettings) -> str:
 
     One row per entity row (``ent``), in row order: ``as_us``, the programme
     dates, ``worker_id``, and per rule ``last_<name>`` / ``contact_<name>`` /
-    ``recent_ts_<name>`` + ``recent_value_<name>`` (NULL: none), from the
-    events visible at as_of (the same time rule as the features).
+    ``recent_ts_<name>`` + ``recent_value_<name>`` / ``sum_<name>`` +
+    ``prior_<name>`` / ``places_<name>`` (NULL: none), from the events visible at
+    as_of (the same time rule as the features).
     """
     outputs: list[str] = []
     recent: list[str] = []
@@ -310,6 +311,19 @@ def alert_query(cat: Catalog, settings: AlertSettings) -> str:
             )
         else:
             outputs.append(f"max(ts_us) FILTER (WHERE {f}) AS last_{alert.name}")
+        if alert.window_days is not None:
+            w = int(alert.window_days) * DAY_US
+            inside = f"{f} AND as_us - ts_us <= {w}"
+            if alert.rule == "places_at_least":
+                outputs.append(
+                    f"count(DISTINCT place) FILTER (WHERE {inside} AND place IS NOT NULL)"
+                    f" AS places_{alert.name}"
+                )
+            else:
+                outputs.append(f"sum(value) FILTER (WHERE {inside}) AS sum_{alert.name}")
+                p = (int(alert.window_days) + int(alert.prior_days or 0)) * DAY_US
+                before = f"{f} AND as_us - ts_us > {w} AND as_us - ts_us <= {p}"
+                outputs.append(f"sum(value) FILTER (WHERE {before}) AS prior_{alert.name}")
         if alert.contact is not None:
             contact = cat.contact
             outputs.append(
@@ -323,7 +337,8 @@ def alert_query(cat: Catalog, settings: AlertSettings) -> str:
     values = ",\n  ".join(recent) if recent else "NULL AS no_recent"
     return f"""
 WITH j AS (
-  SELECT n.row_id, n.as_us, v.ts_us, v.rec_us, v.tc, v.rc, CAST(v.value AS DOUBLE) AS value
+  SELECT n.row_id, n.as_us, v.ts_us, v.rec_us, v.tc, v.rc, CAST(v.value AS DOUBLE) AS value,
+    v.place
   FROM ent n JOIN ev v ON v.person_id = n.person_id
   WHERE v.rec_us < n.as_us AND v.sup_us >= n.as_us
 ), a AS (
@@ -349,6 +364,9 @@ def _alert_inputs(cat: Catalog, frame: pd.DataFrame) -> AlertInputs:
     def us(col: str) -> np.ndarray:
         return frame[col].astype("Int64").fillna(NO_TIME).to_numpy(dtype=np.int64)
 
+    def number(col: str) -> np.ndarray:
+        return frame[col].astype("Float64").fillna(0.0).to_numpy(dtype=np.float64)
+
     got = AlertInputs(
         us("as_us"), us("start_us"), us("end_us"), frame["worker_id"].to_numpy(dtype=object)
     )
@@ -361,6 +379,12 @@ def _alert_inputs(cat: Catalog, frame: pd.DataFrame) -> AlertInputs:
             )
         else:
             got.last[alert.name] = us(f"last_{alert.name}")
+        if alert.rule == "places_at_least":
+            got.places[alert.name] = (
+                frame[f"places_{alert.name}"].astype("Int64").fillna(0).to_numpy(dtype=np.int64)
+            )
+        elif alert.window_days is not None:
+            got.sums[alert.name] = (number(f"sum_{alert.name}"), number(f"prior_{alert.name}"))
         if alert.contact is not None:
             got.contact[alert.name] = us(f"contact_{alert.name}")
     for flag in cat.cohort_flags:

@@ -1,7 +1,7 @@
 """Events as the engine reads them: integer codes, microsecond times, corrections.
 
 Contract: :func:`attach_events` turns a canonical events relation into the view
-``ev(person_id, ts_us, rec_us, sup_us, tc, rc, value)`` on DuckDB;
+``ev(person_id, ts_us, rec_us, sup_us, tc, rc, value, place)`` on DuckDB;
 :func:`raw_query`, :data:`SUP_QUERY` and :func:`ev_query` are its three steps in
 any :class:`~features.engine.dialect.Dialect` (:mod:`features.engine.spark`
 runs them on Spark).
@@ -30,6 +30,15 @@ import duckdb
 
 from features.engine.codes import MAX_US, result_code_sql, type_code_sql
 from features.engine.dialect import DUCKDB, Dialect
+
+#: The place a result names — the text after its last ``@``, spaces trimmed, NULL when
+#: none (:func:`features.contract.split_purchase`; the array engine hashes the same
+#: text) — in SQL that DuckDB and Spark both read: ``[^@]`` keeps the match after the
+#: last ``@``, the lazy group leaves the trailing spaces to `` *$``.
+PLACE_SQL = (
+    "CASE WHEN e.result LIKE '%@%' THEN"
+    " nullif(regexp_extract(e.result, '@ *([^@]*?) *$', 1), '') END"
+)
 
 
 def raw_query(source: str, d: Dialect = DUCKDB) -> str:
@@ -62,7 +71,7 @@ def ev_query(d: Dialect = DUCKDB, *, corrections: bool = True) -> str:
     """
     codes = (
         f"{type_code_sql('e.type', d.code)} AS tc, {result_code_sql('e.result', d.code)} AS rc,"
-        " e.value"
+        f" e.value, {PLACE_SQL} AS place"
     )
     if not corrections:
         return f"""

@@ -92,3 +92,70 @@ def test_cohort_flags_at_their_day_boundaries(backend: str) -> None:
     assert _alerts(backend, *QUIET, came)["_cohort"] == recent
     earlier = ev("2025-05-01 09:00", "transfer_in")
     assert _alerts(backend, *QUIET, earlier)["_cohort"] == 0
+
+
+def _bought(ts: str, value: float, result: str | None = None, **kw: Any) -> dict[str, Any]:
+    return ev(ts, "controlled_medicine_purchase", result, value=value, **kw)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_medicine_quantity_within_7_and_30_days(backend: str) -> None:
+    week = _alerts(backend, *QUIET, _bought("2025-05-25 00:00", 21))  # as_of - 7 days: in
+    assert week["medicine_quantity_7d"] == ("2025-05-25", None, 21.0)
+    assert "medicine_quantity_7d" not in _alerts(backend, *QUIET, _bought("2025-05-24 23:59", 21))
+    assert "medicine_quantity_7d" not in _alerts(backend, *QUIET, _bought("2025-05-30 09:00", 20))
+    month = _alerts(
+        backend, *QUIET, _bought("2025-05-02 00:00", 31), _bought("2025-05-20 10:00", 30)
+    )
+    assert month["medicine_quantity_30d"] == ("2025-05-20", None, 61.0)
+    assert "medicine_quantity_7d" not in month and "medicine_sharp_rise" not in month
+    early = _alerts(
+        backend, *QUIET, _bought("2025-05-01 23:59", 31), _bought("2025-05-20 10:00", 30)
+    )
+    assert "medicine_quantity_30d" not in early  # 31 days before: only 30 units in the month
+    assert "medicine_sharp_rise" not in early  # 30 is not above 3 x 31 / 3
+    later = _bought("2025-05-30 09:00", 50, recorded_at="2025-06-01 00:00")
+    assert "medicine_quantity_7d" not in _alerts(backend, *QUIET, later)  # known at as_of: no
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_medicine_at_several_pharmacies(backend: str) -> None:
+    three = (
+        _bought("2025-05-03 10:00", 1, "tramadol@ph-000001"),
+        _bought("2025-05-10 10:00", 1, "codeine_syrup@ ph-000002 "),
+        _bought("2025-05-20 10:00", 1, "@ph-000003"),
+    )
+    assert _alerts(backend, *QUIET, *three)["medicine_pharmacies"] == ("2025-05-20", None, 3.0)
+    same = _bought("2025-05-20 10:00", 1, "zolpidem@ph-000001 ")  # ph-000001 again
+    assert "medicine_pharmacies" not in _alerts(backend, *QUIET, *three[:2], same)
+    unnamed = _bought("2025-05-20 10:00", 1, "tramadol")  # no pharmacy named
+    assert "medicine_pharmacies" not in _alerts(backend, *QUIET, *three[:2], unnamed)
+    old = _bought("2025-05-01 23:00", 1, "x@ph-000004")  # outside the 30 days
+    assert "medicine_pharmacies" not in _alerts(backend, *QUIET, *three[1:], old)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_medicine_sharp_rise(backend: str) -> None:
+    before = _bought("2025-03-01 10:00", 6)  # 6 units in the 90 days before: 2 a month
+    rise = _alerts(backend, *QUIET, before, _bought("2025-05-20 10:00", 10))
+    assert rise["medicine_sharp_rise"] == ("2025-05-20", None, 10.0)  # 10 > 3 x 2
+    assert "medicine_sharp_rise" not in _alerts(
+        backend, *QUIET, before, _bought("2025-05-20 10:00", 9)
+    )  # under 10 units
+    assert "medicine_sharp_rise" not in _alerts(backend, *QUIET, _bought("2025-05-20 10:00", 15))
+    level = _alerts(
+        backend, *QUIET, _bought("2025-03-01 10:00", 18), _bought("2025-05-20 10:00", 18)
+    )
+    assert "medicine_sharp_rise" not in level  # 18 is not above 3 x 6
+    edge = _bought("2025-02-01 00:00", 6)  # as_of - 120 days: still the window before
+    assert "medicine_sharp_rise" in _alerts(backend, *QUIET, edge, _bought("2025-05-20 10:00", 10))
+
+
+def test_split_purchase() -> None:
+    from features.contract import split_purchase
+
+    assert split_purchase("codeine_syrup@ph-000007") == ("codeine_syrup", "ph-000007")
+    assert split_purchase(" tramadol ") == ("tramadol", None)
+    assert split_purchase("@ ph-1 ") == (None, "ph-1")
+    assert split_purchase("a@b@ph-2") == ("a@b", "ph-2")
+    assert split_purchase(None) == (None, None) and split_purchase("  ") == (None, None)

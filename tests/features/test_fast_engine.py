@@ -13,6 +13,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from features.catalog import Catalog, load_catalog
 from features.config import load_label_config
 from features.contract import EVENT_CODED_RESULTS, EVENT_RESULTS, EVENT_TYPES
 from features.engine import Session, get_historical_features
@@ -36,9 +37,16 @@ PERSONS = persons(
 )
 
 
+#: Purchase results (``<medicine>@<pharmacy>``): pharmacies named, repeated with
+#: spaces, after a second ``@``, or not at all.
+_PURCHASES = ("tramadol@ph-1", "@ph-2", " x@ph-1 ", "codeine_syrup", None, "a@b@ph-3")
+
+
 def _result(t: str, r: int) -> str | None:
     """An enforced result, or for a type with known-but-optional results one of
-    them, none, or other free text."""
+    them, none, or other free text; a purchase names a pharmacy or not."""
+    if t == "controlled_medicine_purchase":
+        return _PURCHASES[r % len(_PURCHASES)]
     if EVENT_RESULTS[t]:
         return EVENT_RESULTS[t][r % len(EVENT_RESULTS[t])]
     coded = (*EVENT_CODED_RESULTS.get(t, ()), None, "a free note")
@@ -93,6 +101,18 @@ def _frame(rows: list[dict], corrections: list[tuple[int, int, int]]) -> pd.Data
     )
 
 
+def _sensitive() -> Catalog:
+    """The catalog with the quantity rules' thresholds low enough to fire on tiny histories."""
+    raw = load_catalog().model_dump(by_alias=True)
+    low = {"above": 3.0, "at_least": 2.0, "factor": 1.5}
+    for alert in raw["alerts"]:
+        if alert["rule"] in {"sum_above", "places_at_least", "sharp_rise"}:
+            alert.update({k: v for k, v in low.items() if alert.get(k) is not None})
+    return Catalog.model_validate(raw)
+
+
+SENSITIVE = _sensitive()
+
 ENT = pd.DataFrame(
     {
         "person_id": [p for a in AS_OFS for p in ("p-1", "p-2", "p-3")] + ["p-1"],
@@ -128,6 +148,16 @@ def test_numpy_engine_equals_sql_reference(
     np.testing.assert_array_equal(a.days, b.days)
     np.testing.assert_array_equal(a.value, b.value)
     assert a.cohort_mask.tolist() == b.cohort_mask.tolist()
+    with Session.open(PERSONS, frame) as session:  # medicine rules with low thresholds
+        low = [
+            get_historical_features(
+                session, ENT, catalog=SENSITIVE, backend=name, alerts=True, cohort_only=True
+            ).alerts
+            for name in ("array", "sql")
+        ]
+    assert low[0] is not None and low[1] is not None
+    for field in ("row", "kind", "since_us", "days", "value"):
+        np.testing.assert_array_equal(getattr(low[0], field), getattr(low[1], field))
     got, want = got_all.features, want_all.features
     assert list(got.columns) == list(want.columns)
     for col in got.columns:
