@@ -3,8 +3,10 @@
 A model over the catalog's columns is logged as the self-contained pyfunc; the
 district's features for one date are computed by Spark; then
 
-* ``mlflow.pyfunc.spark_udf`` (``env_manager="local"``) gives, row for row, the
-  probabilities the champion gives in process on the embedded engine's features;
+* ``mlflow.pyfunc.spark_udf`` gives, row for row, the probabilities the champion
+  gives in process on the embedded engine's features, with ``env_manager="local"``
+  and with ``"uv"`` (an environment MLflow builds from the model's requirements.txt
+  alone, so the executors' model server has no Sunflower installed);
 * ``mapInPandas`` with the champion's explainer on the TreeSHAP tables gives the
   same probabilities, drivers (JSON, sentences included) and plan items as the
   explainer on the embedded features.
@@ -12,6 +14,8 @@ district's features for one date are computed by Spark; then
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import lightgbm as lgb
@@ -111,3 +115,28 @@ def test_map_in_pandas_gives_the_same_drivers_and_plan_items(
     assert got["drivers_relapse"].tolist() == want["drivers_relapse"].tolist()
     assert got["plan_items_relapse"].tolist() == want["plan_items_relapse"].tolist()
     assert got["drivers_relapse"].str.contains("sentence_zh").all()
+
+
+def test_spark_udf_in_an_environment_built_from_the_models_requirements_alone(
+    spark: object,
+    on_spark: object,
+    model_dir: Path,
+    champion: Champion,
+    embedded: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """env_manager="uv": MLflow builds a venv from requirements.txt (uv, its cache) and the
+    executors score through a model server in it, where Sunflower is not installed."""
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    scored = spark_probabilities(
+        spark,  # type: ignore[arg-type]
+        on_spark,  # type: ignore[arg-type]
+        str(model_dir),
+        "relapse",
+        env_manager="uv",
+    )
+    got = by_person(scored.select("person_id", "p_relapse").toPandas())
+    want = by_person(embedded)
+    expected = champion.predict(want[champion.feature_names].to_numpy(dtype=np.float64))
+    np.testing.assert_allclose(got["p_relapse"].to_numpy(), expected, rtol=0, atol=1e-12)
