@@ -18,10 +18,18 @@ Contract:
   :func:`features.jobs.entity_rows`) are built by Spark too. Nothing goes
   through the driver but the dates. It returns a Spark DataFrame: person_id,
   as_of, the catalog's columns, for rows in the cohort.
+* :func:`spark_labels` gives both labels of such rows with the one label rule
+  (:func:`features.labels.compute_labels`) run per person bucket in
+  ``cogroup(...).applyInPandas``; :func:`run_spark_features_job` writes the
+  embedded job's columns (features, then ``label_<outcome>``) as a folder of
+  Parquet parts plus a manifest (``sunflower features --engine spark``).
 * :func:`spark_session` starts (or reuses) a session with what the dialect
   needs: session time zone UTC (naive local times stay naive), ANSI mode,
   Parquet timestamps without a zone read as ``TIMESTAMP_NTZ``; no UI; the
-  driver bound to ``SPARK_LOCAL_IP`` (default 127.0.0.1).
+  driver bound to ``SPARK_LOCAL_IP`` (default 127.0.0.1); with a ``local``
+  master the Python workers run this interpreter (``PYSPARK_PYTHON``). On a
+  cluster the executors need the project installed (or shipped with
+  ``--archives``) for the label step; the feature step is SQL only.
 
 Times. The contract's times are naive local (Asia/Shanghai) timestamps. A
 zoned timestamp column is turned into local wall-clock time on reading, as the
@@ -88,7 +96,8 @@ def spark_session(
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # local workers: this interpreter
+    if master.startswith("local"):  # local workers run this interpreter (cluster: its own)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in (START_CONF | SQL_CONF | (conf or {})).items():
