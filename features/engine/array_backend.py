@@ -112,8 +112,9 @@ def _event_filter_of(cat: Catalog, spec: FeatureSpec) -> Filters:
     return cat.contact if spec.events == "contact" else _as_filters(spec.events)  # type: ignore[arg-type]
 
 
-def compile_plan(cat: Catalog, config: LabelConfig) -> Plan:
-    """Atoms for every filter of the catalog, the cohort rule and the labels."""
+def compile_plan(cat: Catalog, config: LabelConfig, alerts: bool = False) -> Plan:
+    """Atoms for every filter of the catalog, the cohort rule and the labels (and, with
+    ``alerts``, of the alert and cohort-flag rules: a job without alerts carries fewer atoms)."""
     plan = Plan(cat, config)
     want: list[Filters] = [cat.contact]
     sums: list[Filters] = []
@@ -129,11 +130,12 @@ def compile_plan(cat: Catalog, config: LabelConfig) -> Plan:
             sums.append(_event_filter_of(cat, spec))
     for t in ("program_exit", "lost_contact", "contact_restored", "transfer_out", "transfer_in"):
         want.append(_type(t))
-    for alert in cat.alerts:
+    for alert in cat.alerts if alerts else ():
         want.append(_as_filters(alert.events))
         if alert.contact is not None:
             want.append(alert_contact(cat, alert))
-    want += [_as_filters(f.events) for f in cat.cohort_flags if f.events is not None]
+    if alerts:
+        want += [_as_filters(f.events) for f in cat.cohort_flags if f.events is not None]
     plan.split_types.add("program_exit")
     for outcome in config.outcomes.values():
         want.append(tuple(outcome.positive))
@@ -655,7 +657,7 @@ class ArrayBackend:
         alerts: AlertSettings | None = None,
     ) -> Evaluated:
         """Features, cohort status (and alerts) of ``rows``, chunk by chunk of rows."""
-        plan = compile_plan(catalog, config)
+        plan = compile_plan(catalog, config, alerts=alerts is not None)
         ev = session.events
         atom_e = lookup_codes(plan.table, ev.tc, ev.rc)
         cols = PersonColumns.of(session.persons, catalog)
