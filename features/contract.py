@@ -156,7 +156,7 @@ CONTRACT_VERSION = "contract-2"
 
 #: ``controlled_medicine_purchase``: ``result`` is ``<medicine>@<pharmacy id>`` (either
 #: part may be empty; no ``@`` means a medicine with no pharmacy named), ``value`` the
-#: quantity (units: tablets, doses or 10 ml of syrup). Known medicine words, not
+#: quantity in packages (boxes or bottles). Known medicine words, not
 #: enforced (another is kept as sent): codeine-containing syrups, compound licorice
 #: tablets, diphenoxylate, tramadol, dextromethorphan, zolpidem, diazepam, other.
 CONTROLLED_MEDICINES = (

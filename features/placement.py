@@ -176,6 +176,19 @@ def write_placement_config(config: PlacementConfig, path: Path) -> None:
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
+def install_placement_config(source: Path) -> tuple[Path, PlacementConfig]:
+    """Check ``source`` and make it the district's ``placement.yaml`` (home config).
+
+    What ``sunflower ingest DIR`` does with ``DIR/placement.yaml`` (the simulator
+    writes one); a file that does not parse raises ``ValueError`` naming it and
+    nothing is installed.
+    """
+    config = load_placement_config(source)
+    target = home_config_dir() / "placement.yaml"
+    write_placement_config(config, target)
+    return target, config
+
+
 @dataclass(frozen=True)
 class Eligibility:
     """Per base (``bases``) and per placed person and base (``people``), at ``as_of``."""

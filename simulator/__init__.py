@@ -4,7 +4,8 @@ Contract: :func:`simulate` writes ``persons.parquet`` and ``events.parquet`` in
 the input contract (:mod:`features.contract`) and, unless ``truth=False``,
 ``truth.parquet`` (person_id, as_of, outcome, horizon_days, p: the probability
 that the outcome's DESIGN §3 label for that cohort row turns out positive,
-given the hidden state at as_of). The same arguments give the same bytes.
+given the hidden state at as_of), and ``placement.yaml``, the district's placement
+bases (:mod:`simulator.details`). The same arguments give the same bytes.
 :func:`realism_report` checks a written district against the sourced bands.
 The generative story, parameters and the meaning of p are in
 docs/simulator.md; every parameter is in ``default.yaml``.
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from features.placement import write_placement_config
 from simulator.config import SimConfig, load_config
+from simulator.details import add_details
 from simulator.engine import seeded_run
 from simulator.io import write_events, write_persons, write_truth
 from simulator.report import RealismReport, realism_report
@@ -85,9 +88,14 @@ def simulate(
     pop, events, rows = seeded_run(
         cfg, persons, start, n_days, seed, truth=truth, progress=progress, total_steps=total
     )
-    pid = write_persons(pop, start, out / "persons.parquet")
-    n_events = write_events(events, start, pid, out / "events.parquet")
+    details = add_details(cfg, pop, events, n_days, seed)
     del events
+    pid = write_persons(pop, start, out / "persons.parquet")
+    n_events = write_events(
+        details.events, start, pid, out / "events.parquet", details.result_names
+    )
+    write_placement_config(details.placement, out / "placement.yaml")
+    del details
     if progress is not None:
         progress(n_days + 2, total)
     n_truth, se = 0, (0.0, 0.0)

@@ -319,6 +319,44 @@ class Shifts(_Model):
                                        self.ageing))  # fmt: skip
 
 
+class Pharmacies(_Model):
+    """Where controlled medicine is bought and what (``result`` = ``<medicine>@<pharmacy>``)."""
+
+    per_town: tuple[int, int]
+    usual_share: Prob
+    medicine_mix: dict[str, Prob]
+
+    @model_validator(mode="after")
+    def _mix(self) -> Pharmacies:
+        from features.contract import CONTROLLED_MEDICINES
+
+        unknown = set(self.medicine_mix) - set(CONTROLLED_MEDICINES)
+        if unknown:
+            raise ValueError(f"pharmacies.medicine_mix: unknown medicines {sorted(unknown)}")
+        _check_shares(self.medicine_mix, None, "pharmacies.medicine_mix")
+        if not 1 <= self.per_town[0] <= self.per_town[1]:
+            raise ValueError("pharmacies.per_town must be [lo, hi] with 1 <= lo <= hi")
+        return self
+
+
+class Placement(_Model):
+    """Placement bases (就业安置基地) and the jobs found through them."""
+
+    bases_per_town: tuple[int, int]
+    at_base_share: Prob
+    insured_share: Prob
+    late_insurance_months: tuple[int, int]
+    report_every_days: Annotated[int, Field(ge=1)]
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Placement:
+        if not 1 <= self.bases_per_town[0] <= self.bases_per_town[1]:
+            raise ValueError("placement.bases_per_town must be [lo, hi] with 1 <= lo <= hi")
+        if not 1 <= self.late_insurance_months[0] <= self.late_insurance_months[1]:
+            raise ValueError("placement.late_insurance_months must be [lo, hi], 1 <= lo <= hi")
+        return self
+
+
 class SimConfig(_Model):
     """The whole simulator configuration (``default.yaml``)."""
 
@@ -332,6 +370,8 @@ class SimConfig(_Model):
     observation: Observation
     truth: Truth
     report: Report
+    pharmacies: Pharmacies
+    placement: Placement
     shifts: Shifts = Shifts()
 
     @model_validator(mode="after")

@@ -106,7 +106,14 @@ def write_persons(pop: Population, start: date, path: Path) -> pa.StringArray:
     return pid
 
 
-def _event_table(ev: dict[str, np.ndarray], lo: int, hi: int, start: date, pid) -> pa.Table:
+def _event_table(
+    ev: dict[str, np.ndarray],
+    lo: int,
+    hi: int,
+    start: date,
+    pid,
+    result_names: tuple[str, ...] = RESULTS,
+) -> pa.Table:
     part = {k: v[lo:hi] for k, v in ev.items()}
     day_us = (start - _EPOCH).days * _US_PER_DAY
     ts = day_us + part["day"].astype(np.int64) * _US_PER_DAY + part["tod"].astype(np.int64) * 10**6
@@ -119,23 +126,32 @@ def _event_table(ev: dict[str, np.ndarray], lo: int, hi: int, start: date, pid) 
         "ts": pa.array(ts, pa.timestamp("us")),
         "recorded_at": pa.array(rec, pa.timestamp("us")),
         "type": _labels(EVENT_TYPES, part["type"]),
-        "result": _labels(RESULTS, np.maximum(result, 0), result < 0),
+        "result": _labels(result_names, np.maximum(result, 0), result < 0),
         "value": pa.array(value, pa.float64(), mask=np.isnan(value)),
         "source": _labels(SOURCES, part["source"]),
     }
     return pa.table([cols[c] for c in EVENT_COLUMN_NAMES], names=list(EVENT_COLUMN_NAMES))
 
 
-def write_events(ev: dict[str, np.ndarray], start: date, pid, path: Path) -> int:
-    """Write events.parquet in row groups; returns the number of events."""
+def write_events(
+    ev: dict[str, np.ndarray],
+    start: date,
+    pid,
+    path: Path,
+    result_names: tuple[str, ...] = RESULTS,
+) -> int:
+    """Write events.parquet in row groups; returns the number of events.
+
+    ``result`` codes index ``result_names`` (default the simulator's own results;
+    :mod:`simulator.details` adds purchases' and placements' words after them).
+    """
     n = len(ev["day"])
-    first = _event_table(ev, 0, min(n, ROW_GROUP), start, pid)
+    first = _event_table(ev, 0, min(n, ROW_GROUP), start, pid, result_names)
     with pq.ParquetWriter(path, first.schema, **_WRITER) as writer:
         writer.write_table(first, row_group_size=ROW_GROUP)
         for lo in range(ROW_GROUP, n, ROW_GROUP):
-            writer.write_table(
-                _event_table(ev, lo, min(n, lo + ROW_GROUP), start, pid), row_group_size=ROW_GROUP
-            )
+            part = _event_table(ev, lo, min(n, lo + ROW_GROUP), start, pid, result_names)
+            writer.write_table(part, row_group_size=ROW_GROUP)
     return n
 
 

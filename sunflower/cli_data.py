@@ -85,14 +85,23 @@ def ingest(
         ),
     ] = None,
 ) -> None:
-    """Validate and store persons and events (CSV or Parquet) in the service database."""
+    """Validate and store persons and events (CSV or Parquet) in the service database.
+
+    A ``placement.yaml`` in the folder (the district's placement bases, as the
+    simulator writes it) is checked and installed in SUNFLOWER_HOME/config first.
+    """
     from features.ingest import ingest_dir
     from features.mapping import load_mapping
+    from features.placement import install_placement_config
     from features.store import make_engine
 
     settings = get_settings()
     try:
         source_mapping = load_mapping(mapping) if mapping is not None else None
+        bases = directory / "placement.yaml"
+        if bases.exists():  # the district's placement bases (docs/duties.md)
+            installed, placement = install_placement_config(bases)
+            console.print(f"placement bases: {len(placement.bases)} installed in {installed}")
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc

@@ -100,20 +100,16 @@ def _bought(ts: str, value: float, result: str | None = None, **kw: Any) -> dict
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_medicine_quantity_within_7_and_30_days(backend: str) -> None:
-    week = _alerts(backend, *QUIET, _bought("2025-05-25 00:00", 21))  # as_of - 7 days: in
-    assert week["medicine_quantity_7d"] == ("2025-05-25", None, 21.0)
-    assert "medicine_quantity_7d" not in _alerts(backend, *QUIET, _bought("2025-05-24 23:59", 21))
-    assert "medicine_quantity_7d" not in _alerts(backend, *QUIET, _bought("2025-05-30 09:00", 20))
-    month = _alerts(
-        backend, *QUIET, _bought("2025-05-02 00:00", 31), _bought("2025-05-20 10:00", 30)
-    )
-    assert month["medicine_quantity_30d"] == ("2025-05-20", None, 61.0)
+    week = _alerts(backend, *QUIET, _bought("2025-05-25 00:00", 7))  # as_of - 7 days: in
+    assert week["medicine_quantity_7d"] == ("2025-05-25", None, 7.0)
+    assert "medicine_quantity_7d" not in _alerts(backend, *QUIET, _bought("2025-05-24 23:59", 7))
+    assert "medicine_quantity_7d" not in _alerts(backend, *QUIET, _bought("2025-05-30 09:00", 6))
+    month = _alerts(backend, *QUIET, _bought("2025-05-02 00:00", 8), _bought("2025-05-20 10:00", 8))
+    assert month["medicine_quantity_30d"] == ("2025-05-20", None, 16.0)
     assert "medicine_quantity_7d" not in month and "medicine_sharp_rise" not in month
-    early = _alerts(
-        backend, *QUIET, _bought("2025-05-01 23:59", 31), _bought("2025-05-20 10:00", 30)
-    )
-    assert "medicine_quantity_30d" not in early  # 31 days before: only 30 units in the month
-    assert "medicine_sharp_rise" not in early  # 30 is not above 3 x 31 / 3
+    early = _alerts(backend, *QUIET, _bought("2025-05-01 23:59", 8), _bought("2025-05-20 10:00", 8))
+    assert "medicine_quantity_30d" not in early  # 31 days before: only 8 in the month
+    assert "medicine_sharp_rise" not in early  # 8 is not above 3 x 8 / 3
     later = _bought("2025-05-30 09:00", 50, recorded_at="2025-06-01 00:00")
     assert "medicine_quantity_7d" not in _alerts(backend, *QUIET, later)  # known at as_of: no
 
@@ -136,19 +132,24 @@ def test_medicine_at_several_pharmacies(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_medicine_sharp_rise(backend: str) -> None:
-    before = _bought("2025-03-01 10:00", 6)  # 6 units in the 90 days before: 2 a month
-    rise = _alerts(backend, *QUIET, before, _bought("2025-05-20 10:00", 10))
-    assert rise["medicine_sharp_rise"] == ("2025-05-20", None, 10.0)  # 10 > 3 x 2
+    before = _bought("2025-03-01 10:00", 3)  # 3 in the 90 days before: 1 a month
+    rise = _alerts(backend, *QUIET, before, _bought("2025-05-20 10:00", 6))
+    assert rise["medicine_sharp_rise"] == ("2025-05-20", None, 6.0)  # 6 > 3 x 1
     assert "medicine_sharp_rise" not in _alerts(
-        backend, *QUIET, before, _bought("2025-05-20 10:00", 9)
-    )  # under 10 units
-    assert "medicine_sharp_rise" not in _alerts(backend, *QUIET, _bought("2025-05-20 10:00", 15))
+        backend, *QUIET, before, _bought("2025-05-20 10:00", 5)
+    )  # under 6
+    alone = _alerts(backend, *QUIET, _bought("2025-05-20 10:00", 15))
+    assert "medicine_sharp_rise" not in alone  # nothing before: not a rise
     level = _alerts(
         backend, *QUIET, _bought("2025-03-01 10:00", 18), _bought("2025-05-20 10:00", 18)
     )
     assert "medicine_sharp_rise" not in level  # 18 is not above 3 x 6
-    edge = _bought("2025-02-01 00:00", 6)  # as_of - 120 days: still the window before
-    assert "medicine_sharp_rise" in _alerts(backend, *QUIET, edge, _bought("2025-05-20 10:00", 10))
+    edge = _bought("2025-02-01 00:00", 3)  # as_of - 120 days: still the window before
+    assert "medicine_sharp_rise" in _alerts(backend, *QUIET, edge, _bought("2025-05-20 10:00", 6))
+    gone = _bought("2025-01-31 23:59", 3)  # before the 120 days: nothing before
+    assert "medicine_sharp_rise" not in _alerts(
+        backend, *QUIET, gone, _bought("2025-05-20 10:00", 6)
+    )
 
 
 def test_split_purchase() -> None:
