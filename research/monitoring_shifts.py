@@ -26,7 +26,7 @@ on from ``--shift-start``, 2025-03-01 by default, with the sizes of
 5. on each run date D runs the monitor as the scoring job would: drift of
    D's cohort against the reference, the CBPE estimate of D's lists, the
    realised quality of the runs closed by D, and the verdict
-   (:func:`models.monitoring.verdict.verdict`).
+   (:func:`models.monitoring.job.run_monitor`, the one pass the service runs).
 
 It prints, per world and outcome, the first run date with ``watch`` and with
 ``retrain recommended`` (and the evidence that said so), realised precision@10%
@@ -50,16 +50,15 @@ import pandas as pd
 from features.config import OUTCOMES
 from features.jobs import run_features_job
 from models.config import load_config as load_model_config
-from models.monitoring.drift import drift_report
 from models.monitoring.estimate import expected_quality
+from models.monitoring.job import run_monitor
 from models.monitoring.realised import (
-    SETTLE_DAYS,
     audit_attributes,
     realised_quality,
     served_labels,
 )
 from models.monitoring.reference import reference_from_panel
-from models.monitoring.verdict import Verdict, closed_table, verdict
+from models.monitoring.verdict import Verdict, closed_table
 from models.panel import InputData, build_panel, known_at, load_dir
 from models.train import fit_production
 from serving.bands import THRESHOLDS, bands_of
@@ -115,18 +114,21 @@ def monitor_world(
         timeline = []
         for d in dates:
             today = (served["as_of"] == d).to_numpy()
-            drift = drift_report(
+            before = (served["as_of"] < d).to_numpy()
+            result = run_monitor(
                 reference,
                 cohort[today],
                 served.loc[today, "p"].to_numpy(),
-                thresholds=THRESHOLDS[outcome],
+                served[before],
+                y[before],
+                outcome=outcome,
+                as_of=d,
+                observed_until=d,
+                horizon_days=HORIZON,
+                band_thresholds=THRESHOLDS[outcome],
             )
-            shut = [r for r in dates if r + pd.Timedelta(days=HORIZON + SETTLE_DAYS) <= d]
-            closed = closed_table(
-                realised[realised["as_of"].isin(shut)], expected[expected["as_of"].isin(shut)]
-            )
-            v = verdict(drift, expected[expected["as_of"] == d], closed, reference)
-            timeline.append((d, v))
+            timeline.append((d, result.verdict))
+        drift = result.drift
         out[outcome] = summarise(timeline, expected, realised, reference)
         out[outcome]["last_drift"] = top_drift(drift)
         say(f"  {outcome}: {' '.join(v.level[0] for _, v in timeline)}")
