@@ -118,3 +118,29 @@ def test_the_spark_job_writes_what_the_embedded_job_writes(
     embedded = json.loads((tmp_path / "embedded" / "manifest.json").read_text())
     for key in ("rows", "rows_by_as_of", "label_rates", "features", "catalog_version"):
         assert manifest[key] == embedded[key], key
+
+
+def test_the_cli_runs_the_spark_job(
+    spark: object, spark_district: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sunflower features --engine spark`` (the test's running session is reused)."""
+    from typer.testing import CliRunner
+
+    from sunflower.cli import app
+
+    monkeypatch.setenv("SUNFLOWER_HOME", str(tmp_path / "home"))
+    args = ["features", "--engine", "spark", "--master", "local[2]", "--as-of", "2024-03-01"]
+    args += ["--data", str(spark_district), "--out", str(tmp_path / "out")]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["engine"] == "spark" and manifest["master"].startswith("local")
+    run_features_job(
+        spark_district / "persons.parquet",
+        spark_district / "events.parquet",
+        out=tmp_path / "embedded",
+        as_of="2024-03-01",
+    )
+    embedded = json.loads((tmp_path / "embedded" / "manifest.json").read_text())
+    assert manifest["rows_by_as_of"] == embedded["rows_by_as_of"]
+    assert manifest["label_rates"] == embedded["label_rates"]
