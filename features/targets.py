@@ -204,7 +204,9 @@ def abstinent_3y(
     chosen = persons.loc[ended & long_enough, ["person_id"]].assign(
         end=end[ended & long_enough] + pd.Timedelta(days=1)  # the end of the last day
     )
-    seen = visible_events(events, at).merge(chosen, on="person_id")
+    kinds = ["urine_test", "hair_test", "program_exit", "lost_contact", "contact_restored"]
+    mine = events.loc[events["person_id"].isin(chosen["person_id"]) & events["type"].isin(kinds)]
+    seen = visible_events(mine, at).merge(chosen, on="person_id")
     three = seen["ts"] >= seen["end"] - pd.DateOffset(years=3)
     before_end = seen["ts"] < seen["end"]
     result = seen["result"].astype("object")
