@@ -268,6 +268,8 @@ def eligibility(
         ],
         ignore_index=True,
     )
+    listed["base_id"] = listed["base_id"].astype(object)
+    counts.index = counts.index.astype(object)
     bases = listed.join(counts, on="base_id")
     for col in ("placed", "qualifying"):
         bases[col] = bases[col].fillna(0).astype(np.int64)

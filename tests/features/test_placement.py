@@ -125,3 +125,11 @@ def test_config_files_round_trip_and_reject_bad_registries(tmp_path: Path) -> No
                 "bases": [{"id": "a/b", "name": "n", "district": "d", "town": "t"}],
             }  # fmt: skip
         )
+
+
+def test_no_bases_and_no_placements() -> None:
+    empty = PlacementConfig.model_validate({"config_version": "x"})
+    got = eligibility(empty, events(ev("2025-01-01 09:00", "check_in", "attended")), AS_OF)
+    assert got.bases.empty and got.people.empty
+    got = eligibility(CONFIG, events(ev("2025-01-01 09:00", "check_in", "attended")), AS_OF)
+    assert got.bases["placed"].tolist() == [0] * 5 and not got.bases["eligible"].any()
