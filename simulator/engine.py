@@ -31,6 +31,8 @@ import numpy as np
 from simulator.config import SimConfig
 from simulator.hazard import (
     COVARIATES,
+    Cov,
+    Rates,
     Static,
     check_in_interval,
     initial_covariates,
@@ -81,7 +83,13 @@ def month_starts(start: date, first: int, last: int) -> list[int]:
 
 class _Sim:
     def __init__(
-        self, cfg: SimConfig, pop: Population, start: date, n_days: int, rng, obs_rng
+        self,
+        cfg: SimConfig,
+        pop: Population,
+        start: date,
+        n_days: int,
+        rng: np.random.Generator,
+        obs_rng: np.random.Generator,
     ) -> None:
         self.cfg, self.pop, self.start, self.n_days, self.rng = cfg, pop, start, n_days, rng
         n = len(pop)
@@ -97,7 +105,14 @@ class _Sim:
         self.entry_day = np.maximum(pop.start_day, 0)
 
     # -- one calendar month -------------------------------------------------
-    def frame(self, b: int, b2: int, truth: TruthRows | None, truth_rng, as_of: set[int]) -> None:
+    def frame(
+        self,
+        b: int,
+        b2: int,
+        truth: TruthRows | None,
+        truth_rng: np.random.Generator | None,
+        as_of: set[int],
+    ) -> None:
         cfg, pop, rng = self.cfg, self.pop, self.rng
         idx = np.flatnonzero((self.status != EXITED) & (pop.start_day < b2))
         st_all = Static.of(pop, idx)
@@ -142,6 +157,7 @@ class _Sim:
                 job = ent & ~never & cov["employed"]
                 buf.add(pid[job], d, "employment_start", "worker", delay_days=worker_delay)
             if truth is not None and d in as_of:
+                assert truth_rng is not None, "run() passes a truth stream whenever it keeps truth"
                 self._snapshot(d, idx, status, using, cov, st_all, dsr, end, truth, truth_rng)
             if d == b and b in as_of:
                 self._employment_events(d, idx, status, cov)
@@ -214,7 +230,15 @@ class _Sim:
         for name in COVARIATES:
             self.cov[name][idx] = cov[name]
 
-    def _tests(self, d, pid, contact, using, rates, r) -> np.ndarray:
+    def _tests(
+        self,
+        d: int,
+        pid: np.ndarray,
+        contact: np.ndarray,
+        using: np.ndarray,
+        rates: Rates,
+        r: np.ndarray,
+    ) -> np.ndarray:
         """Urine and hair tests today; returns who tested positive or refused."""
         t, lab = self.cfg.testing, self.cfg.observation.lab_delay_days
         positive = np.zeros(len(pid), dtype=bool)
@@ -242,7 +266,7 @@ class _Sim:
         delay = self.cfg.observation.worker_delay_days
         self.buf.add(person, d, "program_exit", source, result, clock=EVENING, delay_days=delay)
 
-    def _employment_events(self, d, idx, status, cov) -> None:
+    def _employment_events(self, d: int, idx: np.ndarray, status: np.ndarray, cov: Cov) -> None:
         """Employment spells that switched at this month start, as the worker records them."""
         was = self.cov["employed"][idx]
         seen = (status == IN_CONTACT) & (self.entry_day[idx] < d)
@@ -252,7 +276,19 @@ class _Sim:
         self.buf.add(idx[seen & ~cov["employed"] & was], d, "employment_end", "worker",
                      delay_days=delay)  # fmt: skip
 
-    def _snapshot(self, d, idx, status, using, cov, st_all, dsr, end, truth, truth_rng) -> None:
+    def _snapshot(
+        self,
+        d: int,
+        idx: np.ndarray,
+        status: np.ndarray,
+        using: np.ndarray,
+        cov: Cov,
+        st_all: Static,
+        dsr: np.ndarray,
+        end: np.ndarray,
+        truth: TruthRows,
+        truth_rng: np.random.Generator,
+    ) -> None:
         cohort = (status == IN_CONTACT) | (status == ABSCONDED) | (status == AWAITING_EXIT)
         sel = np.flatnonzero(status == IN_CONTACT)
         horizon = self.cfg.truth.horizon_days

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.contract import DRUGS, LIVING
-from simulator.config import SimConfig
+from simulator.config import SimConfig, TestResults
 from simulator.population import DAYS_PER_MONTH, DAYS_PER_YEAR, Population
 
 COVARIATES = ("employed", "family_support", "drug_peers", "counselling", "craving", "mobility")
@@ -56,7 +56,7 @@ class Static:
 
 def daily(monthly: float | np.ndarray) -> np.ndarray:
     """A monthly probability as a daily one."""
-    return -np.expm1(np.log1p(-np.asarray(monthly, dtype=float)) / DAYS_PER_MONTH)
+    return np.asarray(-np.expm1(np.log1p(-np.asarray(monthly, dtype=float)) / DAYS_PER_MONTH))
 
 
 def _start_probs(cfg: SimConfig, st: Static, months: np.ndarray) -> dict[str, np.ndarray]:
@@ -127,11 +127,11 @@ class Rates:
 
     @property
     def exit_a(self) -> np.ndarray:
-        return self.custody_a + self.death_a + self.transfer
+        return np.asarray(self.custody_a + self.death_a + self.transfer)
 
     @property
     def exit_u(self) -> np.ndarray:
-        return self.custody_u + self.death_u + self.transfer
+        return np.asarray(self.custody_u + self.death_u + self.transfer)
 
 
 def _stage(days: np.ndarray, bounds: tuple[float, ...], values: tuple[float, ...]) -> np.ndarray:
@@ -151,7 +151,7 @@ def check_in_interval(cfg: SimConfig, days_since_release: np.ndarray) -> np.ndar
     return _stage(days_since_release, bounds, values).astype(np.int32)
 
 
-def _positive_share(results) -> float:
+def _positive_share(results: TestResults) -> float:
     return float(results.positive + results.refused)
 
 

@@ -64,7 +64,9 @@ def worker_ids(pop: Population) -> pa.StringArray:
     return pa.array(np.char.add(np.char.add(np.char.add("w-", town), "-"), rank).tolist())
 
 
-def _labels(names: tuple[str, ...], codes: np.ndarray, missing: np.ndarray | None = None):
+def _labels(
+    names: tuple[str, ...], codes: np.ndarray, missing: np.ndarray | None = None
+) -> pa.Array:
     mask = None if missing is None else pa.array(missing)
     taken = pc.take(pa.array(list(names), pa.string()), pa.array(codes.astype(np.int32)))
     return taken if mask is None else pc.if_else(mask, pa.scalar(None, pa.string()), taken)
@@ -111,7 +113,7 @@ def _event_table(
     lo: int,
     hi: int,
     start: date,
-    pid,
+    pid: pa.StringArray,
     result_names: tuple[str, ...] = RESULTS,
 ) -> pa.Table:
     part = {k: v[lo:hi] for k, v in ev.items()}
@@ -136,7 +138,7 @@ def _event_table(
 def write_events(
     ev: dict[str, np.ndarray],
     start: date,
-    pid,
+    pid: pa.StringArray,
     path: Path,
     result_names: tuple[str, ...] = RESULTS,
 ) -> int:
@@ -162,7 +164,7 @@ def write_truth(
     p_loss: np.ndarray,
     horizon: int,
     start: date,
-    pid,
+    pid: pa.StringArray,
     path: Path,
 ) -> int:
     """Write truth.parquet: two rows (relapse, loss_of_contact) per cohort row."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.contract import EVENT_RESULTS, EVENT_TYPES, HOME_VISIT_RESULTS, SOURCES
-from simulator.config import FOLLOW_UP_TRIGGERS, SimConfig
+from simulator.config import FOLLOW_UP_TRIGGERS, Observation, SimConfig
 from simulator.hazard import Cov, Static
 from simulator.population import DAYS_PER_MONTH
 
@@ -123,12 +123,12 @@ class EventBuffer:
         return out
 
 
-def _per_day(monthly_count) -> np.ndarray:
+def _per_day(monthly_count: float | np.ndarray) -> np.ndarray:
     """A mean count per month as a daily chance."""
     return np.minimum(np.asarray(monthly_count, dtype=float) / DAYS_PER_MONTH, 0.9)
 
 
-def _combine(*probs) -> np.ndarray:
+def _combine(*probs: float | np.ndarray) -> np.ndarray:
     """P(at least one of independent causes)."""
     keep = np.ones(1)
     for p in probs:
@@ -290,7 +290,14 @@ def emit_traces(buf: EventBuffer, cfg: SimConfig, tr: TraceRates, t: Today) -> N
     _react(rng, o, d, signs, v[moving], t)
 
 
-def _react(rng, o, d: int, signs: dict[str, np.ndarray], moving: np.ndarray, t: Today) -> None:
+def _react(
+    rng: np.random.Generator,
+    o: Observation,
+    d: int,
+    signs: dict[str, np.ndarray],
+    moving: np.ndarray,
+    t: Today,
+) -> None:
     """The worker's reaction to today's warning signs: follow-up visits and the watch list."""
     n = len(t.using)
     chance = np.zeros(n)

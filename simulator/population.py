@@ -70,7 +70,9 @@ class Population:
         return len(self.worker_town)
 
 
-def _choice(rng: np.random.Generator, n: int, shares: dict[str, float], names: tuple[str, ...]):
+def _choice(
+    rng: np.random.Generator, n: int, shares: dict[str, float], names: tuple[str, ...]
+) -> np.ndarray:
     p = np.array([shares[k] for k in names], dtype=float)
     return rng.choice(len(names), size=n, p=p / p.sum()).astype(np.int8)
 
@@ -83,7 +85,9 @@ def _place_names(rng: np.random.Generator, n: int, suffixes: tuple[str, ...]) ->
     return [combos[i % len(combos)] + suffixes[i // len(combos)] for i in order]
 
 
-def _entry_days(rng: np.random.Generator, cfg: PopulationConfig, n: int, n_days: int):
+def _entry_days(
+    rng: np.random.Generator, cfg: PopulationConfig, n: int, n_days: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Programme start days and agreement terms (days) for n people."""
     program = (rng.random(n) < cfg.rehab_share).astype(np.int8)  # 1 = community_rehab
     years = np.full(n, float(cfg.term_years))
@@ -108,7 +112,11 @@ def _entry_days(rng: np.random.Generator, cfg: PopulationConfig, n: int, n_days:
     return program, start, end, release, transfer_in, never
 
 
-def _places(rng: np.random.Generator, cfg: PopulationConfig, n: int):
+def _places(
+    rng: np.random.Generator, cfg: PopulationConfig, n: int
+) -> tuple[
+    np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...], np.ndarray, np.ndarray, np.ndarray
+]:
     """Districts, towns and workers (~1 worker per persons_per_worker active)."""
     n_districts = max(1, math.ceil(n / cfg.persons_per_district))
     district_of = rng.integers(0, n_districts, n)
@@ -161,7 +169,9 @@ def _static_effects(cfg: SimConfig, p: dict[str, np.ndarray]) -> tuple[np.ndarra
     return _log_normalised(onset), _log_normalised(abscond)
 
 
-def draw_population(cfg: SimConfig, n: int, start_ordinal: int, n_days: int, rng) -> Population:
+def draw_population(
+    cfg: SimConfig, n: int, start_ordinal: int, n_days: int, rng: np.random.Generator
+) -> Population:
     """Draw n people entering a period of n_days starting on a date's ordinal."""
     pc = cfg.population
     program, start, end, release, transfer_in, never = _entry_days(rng, pc, n, n_days)

@@ -35,7 +35,7 @@ _DAY = np.timedelta64(1, "D")
 _NEVER = np.datetime64("2200-01-01", "us")
 
 
-class RealismReport(dict):
+class RealismReport(dict[str, dict[str, Any]]):
     """``figure -> {"value", "band", "inside"}``; ``str()`` is a readable table."""
 
     @property
@@ -71,7 +71,9 @@ def _km_share(entry: np.ndarray, stop: np.ndarray, event: np.ndarray, at: int) -
     return float(1 - np.prod(1 - hazard[:horizon]))
 
 
-def _relapse(persons: pd.DataFrame, ev: pd.DataFrame, t0, t1) -> dict[str, float]:
+def _relapse(
+    persons: pd.DataFrame, ev: pd.DataFrame, t0: np.datetime64, t1: np.datetime64
+) -> dict[str, float]:
     test = ev["type"].isin(["urine_test", "hair_test"]) & ev["result"].isin(["positive", "refused"])
     first_pos = _first(ev, test)
     stop_at = pd.concat(
@@ -97,7 +99,9 @@ def _relapse(persons: pd.DataFrame, ev: pd.DataFrame, t0, t1) -> dict[str, float
     return out
 
 
-def _contact(persons: pd.DataFrame, ev: pd.DataFrame, t0, t1) -> dict[str, float]:
+def _contact(
+    persons: pd.DataFrame, ev: pd.DataFrame, t0: np.datetime64, t1: np.datetime64
+) -> dict[str, float]:
     p = persons.set_index("person_id")
     start = np.maximum(p["program_start"].to_numpy("datetime64[us]"), t0)
     exits = _first(ev, ev["type"] == "program_exit").reindex(p.index).to_numpy("datetime64[us]")

@@ -22,6 +22,7 @@ Monte-Carlo standard error is returned with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,23 +51,40 @@ class CohortState:
 
 
 def _f_pow(lam: np.ndarray, n: np.ndarray) -> np.ndarray:
-    return np.power(lam, n)
+    return np.asarray(np.power(lam, n))
 
 
 def _f_geo(lam: np.ndarray, n: np.ndarray) -> np.ndarray:
     one_minus = 1.0 - lam
     safe = np.where(np.abs(one_minus) < 1e-12, 1.0, one_minus)
-    return np.where(np.abs(one_minus) < 1e-12, n, -np.expm1(n * np.log(np.abs(lam))) / safe)
+    return np.asarray(
+        np.where(np.abs(one_minus) < 1e-12, n, -np.expm1(n * np.log(np.abs(lam))) / safe)
+    )
 
 
-def _coefficients(f, l1, l2, n):
+def _coefficients(
+    f: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    l1: np.ndarray,
+    l2: np.ndarray,
+    n: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """f(M) = c1 M + c0 I for a 2x2 M with eigenvalues l1 > l2."""
     f1, f2 = f(l1, n), f(l2, n)
     c1 = (f1 - f2) / (l1 - l2)
     return c1, f1 - l1 * c1
 
 
-def block(va, vu, keep_a, keep_u, onset, remit, gain_a, gain_u, n):
+def block(
+    va: np.ndarray,
+    vu: np.ndarray,
+    keep_a: np.ndarray,
+    keep_u: np.ndarray,
+    onset: np.ndarray,
+    remit: float,
+    gain_a: np.ndarray,
+    gain_u: np.ndarray,
+    n: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n days with constant rates, in closed form.
 
     Each day: the label gains ``v . gain``; then v <- (v * keep) @ T with
@@ -103,7 +121,15 @@ def _paths(cfg: SimConfig, state: CohortState, k: int, rng: np.random.Generator)
     return rates
 
 
-def _integrate(cfg: SimConfig, stack: dict, remit: float, u0, pts, bounds, end) -> tuple:
+def _integrate(
+    cfg: SimConfig,
+    stack: dict[str, np.ndarray],
+    remit: float,
+    u0: np.ndarray,
+    pts: np.ndarray,
+    bounds: np.ndarray,
+    end: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Both label probabilities over the segments between breakpoints ``pts``.
 
     ``pts`` is either one row of breakpoints shared by every row (then each
