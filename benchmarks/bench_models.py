@@ -112,7 +112,7 @@ def _shap_rate(model: CalibratedBooster, rows: np.ndarray) -> float:
     return len(rows) / (time.perf_counter() - start)
 
 
-def bench_single_row(names: list[str]) -> None:
+def bench_one_row(names: list[str]) -> None:
     X, y = synthetic(60_000, names, seed=2)
     model = fit_calibrated(X[:50_000], y[:50_000], X[50_000:], y[50_000:], names, load_config())
     row = np.ascontiguousarray(X[:1])
@@ -126,7 +126,7 @@ def bench_single_row(names: list[str]) -> None:
 
 def main() -> None:
     names = model_features(load_config())
-    bench_single_row(names)
+    bench_one_row(names)
     bench_explain(names)
     bench_training(names)
 

@@ -77,6 +77,10 @@ class Unit:
         f, v = self.features[0], float(values[0])
         return f.describe(v, "zh"), f.describe(v, "en"), v
 
+    def plan_for(self, raises: bool) -> str | None:
+        """A driver's plan item: an actionable unit's, when the driver raises the risk."""
+        return self.plan_item if self.actionable and raises else None
+
 
 @dataclass
 class Top:
@@ -106,22 +110,31 @@ EFFECT_WORDS: dict[tuple[bool, int], tuple[str, str]] = {
 }
 
 
-def _effect(c: float) -> tuple[str, str]:
+def effect_of(c: float) -> tuple[bool, int]:
+    """(raises?, size) of a contribution: the key of :data:`EFFECT_WORDS`."""
     size = abs(c)
-    return EFFECT_WORDS[(c > 0, 2 if size >= STRONG else 1 if size >= MODERATE else 0)]
+    return c > 0, 2 if size >= STRONG else 1 if size >= MODERATE else 0
+
+
+def sentences(zh: str, en: str, effect: tuple[bool, int], signed: str) -> tuple[str, str]:
+    """A driver's zh-CN and en sentences: the unit's words, the effect's words and the
+    contribution as ``signed`` text (``f"{c:+.2f}"``). The one definition of the wording
+    (the daily job's JSON text is built from it with ``signed`` as a placeholder)."""
+    eff_zh, eff_en = EFFECT_WORDS[effect]
+    return f"{zh}，{eff_zh}（{signed}）", f"{en}: {eff_en} ({signed})"
 
 
 def make_driver(unit: Unit, value: float | None, c: float, zh: str, en: str) -> Driver:
     """The driver of ``unit`` with contribution ``c``, worded from its descriptions."""
-    eff_zh, eff_en = _effect(c)
+    sentence_zh, sentence_en = sentences(zh, en, effect_of(c), f"{c:+.2f}")
     return Driver(
         unit.name,
         value,
         c,
-        f"{zh}，{eff_zh}（{c:+.2f}）",
-        f"{en}: {eff_en} ({c:+.2f})",
+        sentence_zh,
+        sentence_en,
         unit.actionable,
-        unit.plan_item if unit.actionable and c > 0 else None,
+        unit.plan_for(c > 0),
         zh,
         en,
     )

@@ -2,8 +2,8 @@
 
 Contract: the serving layer reaches models only through
 ``models.champion.load_champion`` (the MLflow registry alias
-``models:/<name>@champion``); :class:`ChampionLike` is the part of that
-interface serving relies on. :class:`ChampionSet` holds one champion per
+``models:/<name>@champion``) and the protocol :class:`models.champion.ChampionLike`,
+the part of that interface serving relies on. :class:`ChampionSet` holds one champion per
 outcome. :meth:`ChampionSet.reload` loads *all* new champions first and then
 swaps the whole mapping in one assignment: a request that already took a
 champion keeps using it until it finishes, new requests get the new one, and
@@ -16,39 +16,11 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
-
-import numpy as np
+from typing import Any
 
 from features.config import OUTCOMES
 from features.contract import local_now
-
-
-class DriverLike(Protocol):
-    feature: str
-    value: float | None
-    contribution: float
-    sentence_zh: str
-    sentence_en: str
-    actionable: bool
-    plan_item: str | None
-
-
-class ChampionLike(Protocol):
-    outcome: str
-    model_name: str
-    version: str
-    trained_at: str
-    feature_names: list[str]
-    base_value: float
-    metrics: dict[str, Any]
-
-    def predict(self, X: np.ndarray) -> np.ndarray: ...
-
-    def explain(self, X: np.ndarray, top_k: int = 5) -> list[list[Any]]: ...
-
-    def plan_items(self, drivers: list[Any]) -> list[str]: ...
-
+from models.champion import ChampionLike
 
 Loader = Callable[[str], ChampionLike]
 

@@ -1,22 +1,24 @@
-"""Scores and explanations as the API shows them, from a champion and a feature matrix.
+"""The explanation body as the API shows it, from a champion and a feature matrix.
 
-Contract: :func:`score_rows` runs one champion over a matrix and returns, per
-row, the calibrated probability, band and an explanation body (drivers with
-value, contribution, direction and zh-CN/en sentences; the champion's base
-value; plan items in words; model name and version). The daily job, what-if
-and ad-hoc scoring all go through it, so an explanation looks the same
-wherever it comes from. Plan-item words come from the feature catalog.
+Contract: :func:`body_dict` (with :func:`driver_fields` for each driver) is the
+one definition of an explanation body: outcome, calibrated p, band, the
+champion's base value, drivers (value, contribution, direction, zh-CN/en
+sentences, plan item), plan items in words, model name and version.
+:func:`score_rows` runs one champion over a matrix (what-if, ad-hoc) and
+:func:`body_of` builds the body of one row's drivers, so an explanation looks
+the same wherever it comes from. Plan-item words come from the feature catalog.
 
-For the daily job's batches, :func:`explain_batch` computes p and the top
-drivers as arrays (vectorised TreeSHAP and top-k, :mod:`models.treeshap`,
-:meth:`models.explain.Explainer.top`) and :class:`BodyWriter` turns each row
-into the same body :func:`body_of` gives for that row's drivers, from memoised
-words (the same unit and value recur across thousands of persons).
+For the daily job's batches, :class:`BodyWriter` writes the same bodies as JSON
+text from a :class:`models.champion.BatchExplanation` (p and the top drivers as
+arrays): its pieces are the JSON of :func:`body_dict` and :func:`driver_fields`
+rendered once with placeholders, and the numbers are written per row — byte for
+byte ``orjson.dumps(body_of(...))`` (``tests/serving/test_batch_explain.py``).
+The model work (contributions, p, choosing and wording drivers) is the
+champion's (:mod:`models.champion`); this module only renders.
 """
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from typing import Any
 
@@ -24,9 +26,9 @@ import numpy as np
 import orjson
 
 from features.catalog import load_catalog
-from models.explain import EFFECT_WORDS, MODERATE, STRONG, Top
+from models.champion import ChampionLike
+from models.explain import MODERATE, STRONG, Explainer, Top, sentences
 from serving.bands import band_words, bands_of
-from serving.champions import ChampionLike
 
 TOP_K = 5
 
@@ -63,18 +65,41 @@ def _num(x: Any) -> float | None:
     return None if x != x else x  # NaN
 
 
+def driver_fields(
+    feature: Any,
+    value: Any,
+    contribution: Any,
+    direction: str,
+    sentence_zh: str,
+    sentence_en: str,
+    actionable: bool,
+    plan_item: Any,
+) -> dict[str, Any]:
+    """One driver of a body: the one definition of its fields and their order."""
+    return {
+        "feature": feature,
+        "value": value,
+        "contribution": contribution,
+        "direction": direction,
+        "sentence_zh": sentence_zh,
+        "sentence_en": sentence_en,
+        "actionable": actionable,
+        "plan_item": plan_item,
+    }
+
+
 def driver_dict(d: Any) -> dict[str, Any]:
     contribution = float(d.contribution)
-    return {
-        "feature": d.feature,
-        "value": _num(d.value),
-        "contribution": round(contribution, 6),
-        "direction": "raises" if contribution > 0 else "lowers",
-        "sentence_zh": d.sentence_zh,
-        "sentence_en": d.sentence_en,
-        "actionable": bool(d.actionable),
-        "plan_item": d.plan_item,
-    }
+    return driver_fields(
+        d.feature,
+        _num(d.value),
+        round(contribution, 6),
+        "raises" if contribution > 0 else "lowers",
+        d.sentence_zh,
+        d.sentence_en,
+        bool(d.actionable),
+        d.plan_item,
+    )
 
 
 def model_ref(champion: ChampionLike) -> dict[str, str]:
@@ -85,49 +110,40 @@ def model_ref(champion: ChampionLike) -> dict[str, str]:
     }
 
 
-#: Rows from which contributions use several threads (a single row is fastest on one).
-THREADED_ROWS = 2048
-
-
-def _predict_explain(
-    champion: ChampionLike, X: np.ndarray, top_k: int
-) -> tuple[np.ndarray, list[list[Any]]]:
-    """(p, drivers per row), computing the TreeSHAP contributions once.
-
-    A :class:`models.champion.Champion` exposes its predictor and explainer: the
-    contributions sum exactly to the calibrated log-odds (see docs/models.md), so
-    p = sigmoid(row sum) is the model's probability and one LightGBM pass does both
-    (for a large matrix on several threads). Other champions use predict + explain.
-    """
-    predictor = getattr(champion, "predictor", None)
-    explainer = getattr(champion, "explainer", None)
-    if predictor is None or explainer is None:
-        return np.asarray(champion.predict(X), dtype=float), champion.explain(X, top_k=top_k)
-    X = np.ascontiguousarray(X, dtype=np.float64).reshape(-1, len(champion.feature_names))
-    threads = min(os.cpu_count() or 1, 4) if len(X) >= THREADED_ROWS else 1
-    contributions = predictor.contributions(X, threads=threads)
-    p = 1.0 / (1.0 + np.exp(-contributions.sum(axis=1)))
-    return p, explainer.explain(X, contributions, top_k)
-
-
-def explain_rows(champion: ChampionLike, X: np.ndarray, top_k: int = TOP_K) -> list[list[Any]]:
-    """Drivers per row (one TreeSHAP pass, threaded for large matrices)."""
-    return _predict_explain(champion, X, top_k)[1]
+def body_dict(
+    outcome: str,
+    p: Any,
+    band: Any,
+    base_value: float,
+    drivers: Any,
+    plan_items: Any,
+    model: Any,
+) -> dict[str, Any]:
+    """An explanation body: the one definition of its fields and their order."""
+    return {
+        "outcome": outcome,
+        "p": p,
+        "band": band,
+        "base_value": base_value,
+        "drivers": drivers,
+        "plan_items": plan_items,
+        "model": model,
+    }
 
 
 def body_of(
     champion: ChampionLike, p: float, band: int, drivers: list[Any], model: dict[str, str]
 ) -> dict[str, Any]:
     """One explanation body (``p`` already rounded to 6 decimals)."""
-    return {
-        "outcome": champion.outcome,
-        "p": p,
-        "band": _BANDS[band],
-        "base_value": float(champion.base_value),
-        "drivers": [driver_dict(d) for d in drivers],
-        "plan_items": plan_items(list(champion.plan_items(drivers))),
-        "model": model,
-    }
+    return body_dict(
+        champion.outcome,
+        p,
+        _BANDS[band],
+        float(champion.base_value),
+        [driver_dict(d) for d in drivers],
+        plan_items(list(champion.plan_items(drivers))),
+        model,
+    )
 
 
 _BANDS = {b: band_words(b) for b in range(1, 5)}
@@ -137,7 +153,7 @@ def score_rows(
     champion: ChampionLike, X: np.ndarray, top_k: int = TOP_K
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """(p, band, explanation bodies) for every row of ``X`` (what-if, ad-hoc)."""
-    p, explained = _predict_explain(champion, X, top_k)
+    p, explained = champion.predict_explain(X, top_k)
     bands = bands_of(champion.outcome, p)
     model = model_ref(champion)
     rounded = [round(x, 6) for x in p.tolist()]
@@ -155,41 +171,6 @@ def top_spec(body: dict[str, Any]) -> str | None:
         if d["contribution"] > 0:
             return feature_specs().get(d["feature"], d["feature"])
     return None
-
-
-#: Rows per TreeSHAP pass of :func:`explain_batch` (bounds the (rows, features) matrix).
-BATCH_ROWS = 50_000
-
-
-def explain_batch(
-    champion: ChampionLike, X: np.ndarray, top_k: int = TOP_K, threads: int | None = None
-) -> tuple[np.ndarray, Top] | None:
-    """(p, top drivers as arrays) for every row of ``X``, or None for a champion
-    without the batch path (anything but a :class:`models.champion.Champion`).
-
-    p = sigmoid(row sum of the contributions): the calibrated log-odds exactly
-    (see :func:`_predict_explain`), so one TreeSHAP pass gives both. The
-    contributions come from the TreeSHAP tables (numpy, one thread); ``threads``
-    (default: as :func:`_predict_explain`) applies only when LightGBM computes
-    them for a model the tables decline.
-    """
-    if threads is None:
-        threads = min(os.cpu_count() or 1, 4) if len(X) >= THREADED_ROWS else 1
-    predictor = getattr(champion, "predictor", None)
-    explainer = getattr(champion, "explainer", None)
-    if predictor is None or explainer is None or not hasattr(predictor, "batch_contributions"):
-        return None
-    X = np.ascontiguousarray(X, dtype=np.float64).reshape(-1, len(champion.feature_names))
-    ps: list[np.ndarray] = []
-    tops: list[Top] = []
-    for lo in range(0, max(len(X), 1), BATCH_ROWS):
-        part = X[lo : lo + BATCH_ROWS]
-        contributions = predictor.batch_contributions(part, threads=threads)
-        ps.append(1.0 / (1.0 + np.exp(-contributions.sum(axis=1))))
-        tops.append(explainer.top(part, contributions, top_k))
-    fields = ("units", "contributions", "key_unit", "key_value")
-    top = Top(*(np.concatenate([getattr(t, f) for t in tops]) for f in fields))
-    return np.concatenate(ps), top
 
 
 def json_text(value: Any) -> str:
@@ -243,30 +224,51 @@ def signed_two_decimals(x: np.ndarray) -> list[str]:
     return out
 
 
-class BodyWriter:
-    """Explanation bodies of one champion as JSON text, from :class:`models.explain.Top` rows.
+#: The placeholder of :class:`BodyWriter`'s pieces (no catalog word or model name holds NUL).
+_SLOT = "\x00"
+_SLOT_VALUE = '"\\u0000"'  # the placeholder as a whole JSON value
+_SLOT_IN_TEXT = "\\u0000"  # the placeholder inside a JSON string
 
-    ``render(p, band, units, contributions, key_units, key_values)`` returns
-    ``(body, top driver, top spec)``: ``"{" + body`` is, byte for byte,
-    ``orjson.dumps(body_of(champion, p, band, drivers, model_ref(champion)))``
+
+def _split(text: str, on: str, parts: int) -> list[str]:
+    out = text.split(on)
+    if len(out) != parts:
+        raise ValueError(f"a body template holds {len(out) - 1} placeholders, not {parts - 1}")
+    return out
+
+
+class BodyWriter:
+    """Explanation bodies of one champion as JSON text, from the top drivers as arrays.
+
+    ``BodyWriter(champion, batch.explainer)`` for a
+    :class:`models.champion.BatchExplanation` ``batch``; ``render(p, bands, top)``
+    returns per row ``(body, top driver, top spec)``: ``"{" + body`` is, byte for
+    byte, ``orjson.dumps(body_of(champion, p, band, drivers, model_ref(champion)))``
     for the drivers :meth:`models.explain.Explainer.explain` makes of the same
     row, the top driver is the JSON of its first driver (``"null"`` if none) and
-    the top spec is :func:`top_spec` of it. The text is assembled from memoised
-    pieces (a driver's words depend on its unit, value and effect size only);
+    the top spec is :func:`top_spec` of it. The pieces are :func:`body_dict` and
+    :func:`driver_fields` rendered once with placeholders where the numbers go
+    (memoised: a driver's words depend on its unit, value and effect size only);
     only the numbers are written per row.
     """
 
-    def __init__(self, champion: ChampionLike) -> None:
+    def __init__(self, champion: ChampionLike, explainer: Explainer) -> None:
         self.champion = champion
-        self.explainer = champion.explainer  # type: ignore[attr-defined]
+        self.explainer = explainer
         units = self.explainer.units
         specs = feature_specs()
         self._spec = [specs.get(u.name, u.name) for u in units]
-        self._head = (
-            f'"outcome":{json_text(champion.outcome)},"p":',
-            f',"base_value":{json_number(float(champion.base_value))},"drivers":[',
-            f',"model":{json_text(model_ref(champion))}}}',
+        frame = body_dict(
+            champion.outcome,
+            _SLOT,
+            _SLOT,
+            float(champion.base_value),
+            _SLOT,
+            _SLOT,
+            model_ref(champion),
         )
+        # before p, before the band, before the drivers, before the plan items, the rest
+        self._frame = tuple(_split(json_text(frame)[1:], _SLOT_VALUE, 5))
         self._bands = {b: json_text(_BANDS[b]) for b in _BANDS}
         self._pieces: dict[tuple[int, float, bool, int], tuple[str, str, str, str, str | None]] = {}
         self._plans: dict[tuple[str, ...], str] = {}
@@ -274,19 +276,27 @@ class BodyWriter:
     def _piece(
         self, unit: int, key_unit: int, key_value: float, up: bool, size: int
     ) -> tuple[str, str, str, str, str | None]:
-        """(head, middle zh, middle en, tail, plan item) of a driver's JSON."""
+        """(head, middle zh, middle en, tail, plan item) of a driver's JSON: the text
+        around its rounded contribution and its two signed ones."""
         u = self.explainer.units[unit]
         zh, en, value = self.explainer.describe_key(key_unit, key_value)
-        eff_zh, eff_en = EFFECT_WORDS[(up, size)]
-        plan = u.plan_item if u.actionable and up else None
-        return (
-            f'{{"feature":{json_text(u.name)},"value":{json_text(_num(value))},"contribution":',
-            f',"direction":"{"raises" if up else "lowers"}","sentence_zh":'
-            f"{json_text(zh)[:-1]}，{eff_zh}（",
-            f'）","sentence_en":{json_text(en)[:-1]}: {eff_en} (',
-            f')","actionable":{json_text(bool(u.actionable))},"plan_item":{json_text(plan)}}}',
-            plan,
+        sentence_zh, sentence_en = sentences(zh, en, (up, size), _SLOT)
+        plan = u.plan_for(up)
+        text = json_text(
+            driver_fields(
+                u.name,
+                _num(value),
+                _SLOT,
+                "raises" if up else "lowers",
+                sentence_zh,
+                sentence_en,
+                bool(u.actionable),
+                plan,
+            )
         )
+        head, rest = _split(text, _SLOT_VALUE, 2)
+        middle_zh, middle_en, tail = _split(rest, _SLOT_IN_TEXT, 3)
+        return head, middle_zh, middle_en, tail, plan
 
     def render(
         self, p: list[float], bands: list[int], top: Top
@@ -333,7 +343,7 @@ class BodyWriter:
             for d, w in enumerate(which)
         ]
         plan_of = [plans[w] for w in which]
-        start, base, model = self._head
+        before_p, before_band, before_drivers, before_items, rest = self._frame
         bands_json = self._bands
         out = []
         for i in range(n):
@@ -344,18 +354,19 @@ class BodyWriter:
                 unique_ids = list(dict.fromkeys(x for x in ids if x))
                 items = self._plans[ids] = json_text(plan_items(unique_ids))
             body = (
-                f'{start}{p_text[i]},"band":{bands_json[bands[i]]}{base}'
-                f'{",".join(texts[lo:hi])}],"plan_items":{items}{model}'
+                f"{before_p}{p_text[i]}{before_band}{bands_json[bands[i]]}{before_drivers}"
+                f"[{','.join(texts[lo:hi])}]{before_items}{items}{rest}"
             )
             spec = spec_of[spec_unit[i]] if has_spec[i] else None
             out.append((body, texts[lo], spec))
         return out
 
     def _empty(self, p: float, band: int) -> tuple[str, str, str | None]:
-        start, base, model = self._head
+        before_p, before_band, before_drivers, before_items, rest = self._frame
         items = json_text(plan_items([]))
         body = (
-            f'{start}{json_number(p)},"band":{self._bands[band]}{base}],"plan_items":{items}{model}'
+            f"{before_p}{json_number(p)}{before_band}{self._bands[band]}{before_drivers}"
+            f"[]{before_items}{items}{rest}"
         )
         return body, "null", None
 

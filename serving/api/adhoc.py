@@ -7,14 +7,14 @@ look-up of all names, one array, one finiteness check; the complete error
 report is only built for a row that fails). :func:`score_row` scores and
 explains such a row with a champion and returns the API body — the body
 :func:`serving.explanations.score_rows` gives, with the same numbers: a
-:class:`models.champion.Champion` goes through its :class:`models.one_row.OneRow`
-(built once per loaded champion, in a worker thread, by :func:`single_row`),
-any other champion through ``score_rows``. :func:`features_from_history`
-validates a person and events with the same rules as file ingest
-(:mod:`features.validate`) and builds their point-in-time features at
-``as_of`` with :func:`features.build_features`; rejections come back as
-field errors (``body.person.birth_year``, ``body.events[2].type``). Nothing is
-stored.
+:class:`models.champion.Champion` goes through its one-row scorer
+(``Champion.one_row()``, built once per loaded champion; the first time in a
+worker thread, by :func:`one_row`), any other champion through ``score_rows``.
+:func:`features_from_history` validates a person and events with the same
+rules as file ingest (:mod:`features.validate`) and builds their point-in-time
+features at ``as_of`` with :func:`features.build_features`; rejections come
+back as field errors (``body.person.birth_year``, ``body.events[2].type``).
+Nothing is stored.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import asyncio
 import functools
 import math
 import operator
-import threading
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
@@ -34,9 +33,9 @@ import pandas as pd
 from features import build_features
 from features.contract import EVENT_COLUMN_NAMES, PERSON_COLUMN_NAMES
 from features.validate import frame_from_records, validate_events, validate_persons
+from models.champion import ChampionLike
 from models.one_row import OneRow
 from serving.bands import bands_of
-from serving.champions import ChampionLike
 from serving.explanations import TOP_K, body_of, model_ref, score_rows
 
 
@@ -93,35 +92,25 @@ def row_vector(names: Sequence[str], features: dict[str, Any]) -> np.ndarray:
     raise FieldErrors(_row_errors(names, features))
 
 
-_singles: dict[int, tuple[ChampionLike, OneRow | None]] = {}
-_singles_lock = threading.Lock()
+_built: dict[int, tuple[ChampionLike, OneRow | None]] = {}
 
 
-def _single_row_now(champion: ChampionLike) -> OneRow | None:
-    with _singles_lock:
-        hit = _singles.get(id(champion))
-        if hit is not None and hit[0] is champion:
-            return hit[1]
-        one = None
-        if getattr(champion, "predictor", None) is not None and hasattr(champion, "explainer"):
-            one = OneRow.of(champion)
-        if len(_singles) >= 8:  # champions of earlier reloads
-            _singles.clear()
-        _singles[id(champion)] = (champion, one)
-        return one
+async def one_row(champion: ChampionLike) -> OneRow | None:
+    """The champion's one-row scorer (None for a champion without one).
 
-
-async def single_row(champion: ChampionLike) -> OneRow | None:
-    """The champion's one-row scorer (None for a champion without a LightGBM predictor).
-
-    Built once per champion object (the cache holds the object, so its id stays
-    its own), in a worker thread: the event loop keeps serving while a newly
-    loaded champion's tables are computed and checked (~0.3 s).
+    The champion builds it once (``ChampionLike.one_row``); the first call for a
+    champion object runs in a worker thread, so the event loop keeps serving while
+    a newly loaded champion's tables are computed and checked (~0.3 s). The memo
+    holds the object, so its id stays its own.
     """
-    hit = _singles.get(id(champion))
+    hit = _built.get(id(champion))
     if hit is not None and hit[0] is champion:
         return hit[1]
-    return await asyncio.to_thread(_single_row_now, champion)
+    one = await asyncio.to_thread(champion.one_row)
+    if len(_built) >= 8:  # champions of earlier reloads
+        _built.clear()
+    _built[id(champion)] = (champion, one)
+    return one
 
 
 def score_row(champion: ChampionLike, one: OneRow | None, x: np.ndarray) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from features.config import OUTCOMES
 from serving import queries
-from serving.api.adhoc import FieldErrors, row_vector, score_row, single_row
+from serving.api.adhoc import FieldErrors, one_row, row_vector, score_row
 from serving.api.errors import ApiError, not_found
 from serving.audit import Entry
 from serving.auth import Principal
@@ -342,7 +342,7 @@ async def score_features(
             x = rows.get(names)
             if x is None:
                 x = rows[names] = row_vector(names, features)
-            body = score_row(champ, await single_row(champ), x)
+            body = score_row(champ, await one_row(champ), x)
             results.append({"run_id": None, "as_of": None, "person_id": None, **body})
     except FieldErrors as exc:
         raise ApiError(

@@ -42,13 +42,13 @@ from features.config import load_label_config
 from features.contract import local_now
 from features.engine import NO_TIME, Session, get_historical_features
 from features.store import load_event_columns, load_persons
+from models.champion import ChampionLike
 from serving.bands import band_words
-from serving.champions import ChampionLike
 from serving.daily.alerts import alert_message
 from serving.daily.publish import publish_batches
 from serving.daily.run_rows import CHUNK, RunRows
 from serving.db import migrate, score_runs
-from serving.explanations import TOP_K, explain_batch
+from serving.explanations import TOP_K
 from serving.flags import ALERT_BITS
 
 Progress = Callable[[str], None]
@@ -218,11 +218,11 @@ def _score_date(
     for outcome, champion in champions.items():
         say(f"scoring {outcome}")
         X = np.ascontiguousarray(matrix[:, [names.index(n) for n in champion.feature_names]])
-        batch = explain_batch(champion, X, TOP_K)
+        batch = champion.explain_batch(X, TOP_K)
         if batch is None:  # a champion without the batch path: explained chunk by chunk below
             results[outcome] = (np.asarray(champion.predict(X), dtype=float), None, X)
         else:
-            results[outcome] = (batch[0], batch[1], None)
+            results[outcome] = (batch.p, batch, None)
     clock["predict_explain"], t = time.perf_counter() - t, time.perf_counter()
     alerts = [_alert_row(*r) for r in alert_rows.itertuples(index=False, name=None)]
     kpis = town_kpis(status, feats, names)

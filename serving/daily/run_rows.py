@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.champion import BatchExplanation, ChampionLike
 from models.explain import Top
 from serving.bands import band_words, bands_of
-from serving.champions import ChampionLike
 from serving.explanations import (
     TOP_K,
     BodyWriter,
@@ -89,7 +89,7 @@ class _Outcome:
     rank_district: list[int]
     old_p: np.ndarray  # the previous run's p, NaN where not scored then
     old_band: list[int]  # -1 where not scored then
-    top: Top | None  # batch path: the top drivers as arrays
+    batch: BatchExplanation | None  # batch path: the top drivers as arrays
     X: np.ndarray | None  # otherwise: the rows to explain chunk by chunk
     writer: BodyWriter | None
     others: list[str]
@@ -103,7 +103,7 @@ class RunRows:
     def __init__(
         self,
         who: pd.DataFrame,
-        results: Mapping[str, tuple[np.ndarray, Top | None, np.ndarray | None]],
+        results: Mapping[str, tuple[np.ndarray, BatchExplanation | None, np.ndarray | None]],
         previous: Mapping[str, Mapping[str, tuple[float, int]]],
         masks: np.ndarray,
         cohorts: np.ndarray,
@@ -138,7 +138,7 @@ class RunRows:
         self.bands_json = {b: json_text(band_words(b)) for b in range(1, 5)}
         self.text: dict[object, str] = {}  # JSON of repeated values
         self.outcomes: dict[str, _Outcome] = {}
-        for outcome, (p, top, X) in results.items():
+        for outcome, (p, batch, X) in results.items():
             champion = champions[outcome]
             shown = [round(x, 6) for x in p.tolist()]
             p_array = np.asarray(shown, dtype=np.float64)
@@ -154,9 +154,9 @@ class RunRows:
                 rank_district=ranks(p_array, district, tie),
                 old_p=np.array([np.nan if f is None else f[0] for f in found], np.float64),
                 old_band=[-1 if f is None else int(f[1]) for f in found],
-                top=top,
+                batch=batch,
                 X=X,
-                writer=BodyWriter(champion) if top is not None else None,
+                writer=BodyWriter(champion, batch.explainer) if batch is not None else None,
                 others=[o for o in results if o != outcome],
                 version=str(champion.version),
                 model=model_ref(champion),
@@ -230,8 +230,8 @@ class RunRows:
 
     def _render(self, s: _Outcome, lo: int, hi: int) -> list[Rendered]:
         """Each person's explanation body: vectorised, or through ``body_of`` without a batch."""
-        if s.writer is not None and s.top is not None:
-            top = s.top
+        if s.writer is not None and s.batch is not None:
+            top = s.batch.top
             return s.writer.render(
                 s.p[lo:hi],
                 s.bands[lo:hi],

@@ -93,7 +93,7 @@ def _assert_equal(one: OneRow, champion: Champion, X: np.ndarray) -> None:
         ("31 leaves: LightGBM's TreeSHAP", {"num_leaves": 31, "max_depth": -1}, True, False),
     ],
 )
-def test_single_row_equals_the_champion(label, params, nan, tabulated):
+def test_one_row_equals_the_champion(label, params, nan, tabulated):
     champion = _champion(_booster(nan=nan, **params))
     one = OneRow.of(champion)
     assert (one.tables is not None) == tabulated

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.catalog import load_catalog
+from models.champion import ChampionLike
 
 WEIGHTS = {
     "checkins_missed_90d": 0.8,
@@ -34,7 +35,9 @@ class FakeDriver:
     plan_item: str | None
 
 
-class FakeChampion:
+class FakeChampion(ChampionLike):
+    """No TreeSHAP tables: the protocol's defaults (predict + explain, no batch, no one-row)."""
+
     def __init__(self, outcome: str, version: str = "1", shift: float = 0.0) -> None:
         self.outcome = outcome
         self.model_name = f"sunflower-{outcome.replace('_', '-')}"

@@ -15,7 +15,6 @@ from serving.bands import bands_of
 from serving.explanations import (
     BodyWriter,
     body_of,
-    explain_batch,
     json_number,
     json_numbers,
     model_ref,
@@ -46,12 +45,11 @@ def champion_and_rows() -> tuple[Champion, np.ndarray]:
 
 def test_batch_bodies_equal_the_per_row_bodies(champion_and_rows):
     champion, X = champion_and_rows
-    batch = explain_batch(champion, X)
-    assert batch is not None
-    p, top = batch
+    batch = champion.explain_batch(X)
+    p, top = batch.p, batch.top
     contributions = champion.predictor.batch_contributions(X)
     drivers = champion.explainer.explain(X, contributions, 5)
-    writer = BodyWriter(champion)
+    writer = BodyWriter(champion, batch.explainer)
     model = model_ref(champion)
     bands = bands_of("relapse", p).tolist()
     units = {u.name: u for u in champion.explainer.units}
@@ -101,9 +99,8 @@ def test_numbers_are_written_as_orjson_writes_them():
 
 def test_batch_p_and_drivers_agree_with_lightgbm_scoring(champion_and_rows):
     champion, X = champion_and_rows
-    batch = explain_batch(champion, X[:500])
-    assert batch is not None
-    p, top = batch
+    batch = champion.explain_batch(X[:500])
+    p, top = batch.p, batch.top
     p_lgb, _, bodies = score_rows(champion, X[:500])  # LightGBM's own TreeSHAP
     np.testing.assert_allclose(p, p_lgb, rtol=0, atol=1e-12)
     np.testing.assert_allclose(p, champion.predict(X[:500]), rtol=0, atol=1e-12)
@@ -119,4 +116,19 @@ def test_champions_without_the_batch_path_are_declined():
     from tests.serving.fakes import fake_champions
 
     fake = fake_champions()["relapse"]
-    assert explain_batch(fake, np.zeros((3, len(fake.feature_names)))) is None
+    assert fake.explain_batch(np.zeros((3, len(fake.feature_names)))) is None
+    assert fake.one_row() is None
+
+
+def test_rows_without_drivers_and_the_pieces_are_the_dict_builders(champion_and_rows):
+    """A row with no drivers (top_k 0) is the body of no drivers; the writer's pieces
+    are the JSON of body_dict / driver_fields, so a field added there appears in both."""
+    champion, X = champion_and_rows
+    batch = champion.explain_batch(X[:3], top_k=0)
+    writer = BodyWriter(champion, batch.explainer)
+    bands = bands_of("relapse", batch.p).tolist()
+    shown = [round(float(v), 6) for v in batch.p]
+    for i, (body, first, spec) in enumerate(writer.render(shown, bands, batch.top)):
+        theirs = body_of(champion, shown[i], bands[i], [], model_ref(champion))
+        assert "{" + body == orjson.dumps(theirs).decode()
+        assert (first, spec) == ("null", None)

@@ -30,14 +30,15 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from features.config import OUTCOMES
+from models.champion import ChampionLike
 from serving.api import readers
-from serving.api.adhoc import FieldErrors, features_from_history, score_row, single_row
+from serving.api.adhoc import FieldErrors, features_from_history, one_row, score_row
 from serving.api.deps import Scorer, StateDep
 from serving.api.errors import ERROR_RESPONSES, ApiError
 from serving.api.schemas import AdhocOut, FeatureRowIn, PersonHistoryIn
 from serving.api.state import ServiceState
 from serving.audit import Entry
-from serving.champions import ChampionLike, ModelsNotReady
+from serving.champions import ModelsNotReady
 
 router = APIRouter(prefix="/score", tags=["ad-hoc scoring"], responses=ERROR_RESPONSES)
 
@@ -79,7 +80,7 @@ async def score_history(body: PersonHistoryIn, who: Scorer, state: StateDep) -> 
     results = []
     for champ in champions:
         x = np.ascontiguousarray(frame[champ.feature_names].to_numpy(dtype="float64")[0])
-        scored = score_row(champ, await single_row(champ), x)
+        scored = score_row(champ, await one_row(champ), x)
         results.append({"run_id": None, "as_of": body.as_of, "person_id": pid, **scored})
     await state.audit.record(Entry(who, "score_history", pid))
     return {"person_id": pid, "as_of": body.as_of, "results": results}
