@@ -268,3 +268,23 @@ def load_reference(client: Any, run_id: str) -> dict[str, Any]:
     )
     data: dict[str, Any] = json.loads(Path(path).read_text())
     return data
+
+
+def reference_for_version(client: Any, outcome: str, version: str) -> dict[str, Any]:
+    """The profile logged with a registered version of ``outcome``'s model.
+
+    Raises LookupError with one sentence when the version has none (trained
+    before monitoring existed: retrain it, or monitor without drift).
+    """
+    from mlflow.exceptions import MlflowException
+
+    from models.registry import model_name
+
+    mv = client.get_model_version(model_name(outcome), str(version))
+    try:
+        return load_reference(client, str(mv.run_id))
+    except (MlflowException, OSError) as exc:
+        raise LookupError(
+            f"version {version} of the {outcome} model has no monitoring reference "
+            f"({ARTIFACT}); it was trained before monitoring existed: retrain it"
+        ) from exc

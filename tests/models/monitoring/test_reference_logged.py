@@ -7,7 +7,7 @@ from pathlib import Path
 
 from models import registry
 from models.config import ModelConfig
-from models.monitoring.reference import SCHEMA, load_reference
+from models.monitoring.reference import SCHEMA, load_reference, reference_for_version
 from models.panel import InputData
 from models.retrain import train_and_decide
 
@@ -26,3 +26,4 @@ def test_the_registered_version_carries_its_reference(
     assert set(ref["importance"]) == set(decision.result.feature_names)  # type: ignore[union-attr]
     text = json.dumps(ref, ensure_ascii=False)
     assert not any(pid in text for pid in inputs.persons["person_id"].head(50))
+    assert reference_for_version(client, "relapse", decision.version) == ref
