@@ -263,7 +263,10 @@ FROM per p CROSS JOIN dates d
 WHERE {start} <= d.as_us AND d.as_us < {end}
 """).repartition("person_id").createOrReplaceTempView("ent")
     sql = feature_query(
-        catalog, exclude_transferred_out=config.cohort.exclude_transferred_out, dialect=SPARK
+        catalog,
+        exclude_transferred_out=config.cohort.exclude_transferred_out,
+        dialect=SPARK,
+        ordered=False,
     )
     result = spark.sql(sql)
     features = [c for c in result.columns if c not in {"row_id"} and not c.startswith("_")]

@@ -258,8 +258,13 @@ def feature_query(
     exclude_transferred_out: bool = True,
     cohort_only: bool = False,
     dialect: Dialect = DUCKDB,
+    ordered: bool = True,
 ) -> str:
-    """The whole point-in-time feature query (or only the cohort columns), in ``dialect``."""
+    """The whole point-in-time feature query (or only the cohort columns), in ``dialect``.
+
+    ``ordered=False`` leaves out ``ORDER BY row_id`` (a global sort on Spark) for
+    callers that do not need the entity rows' order.
+    """
     agg = _Aggregates(cat.count_windows(), dialect)
     outputs: list[str] = []
     if not cohort_only:
@@ -285,7 +290,7 @@ WITH j AS (
 SELECT n.row_id, n.person_id, {dialect.timestamp("n.as_us")} AS as_of,
   {select}
 FROM ent n JOIN per p ON p.person_id = n.person_id LEFT JOIN a ON a.row_id = n.row_id
-ORDER BY n.row_id
+{"ORDER BY n.row_id" if ordered else ""}
 """
 
 
