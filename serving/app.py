@@ -25,7 +25,7 @@ from serving.api.errors import install as install_errors
 from serving.api.front_door import FrontDoor
 from serving.api.guard import ControlCharacters, SafeHeaders
 from serving.api.request_metrics import Metrics, MetricsMiddleware
-from serving.api.routes import ingest, lists, persons, scoring, system
+from serving.api.routes import duties, ingest, lists, persons, scoring, system
 from serving.api.state import open_state
 from serving.champions import Loader
 from serving.logs import install as install_log_filter
@@ -90,7 +90,14 @@ def create_app(settings: ServingSettings | None = None, loader: Loader | None = 
     )
     app.state.metrics = metrics
     install_errors(app)
-    for router in (lists.router, persons.router, scoring.router, ingest.router, system.api):
+    for router in (
+        lists.router,
+        persons.router,
+        scoring.router,
+        ingest.router,
+        duties.router,
+        system.api,
+    ):
         app.include_router(router, prefix=API)
     app.include_router(system.ops)
     app.include_router(web_pages)

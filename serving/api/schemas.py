@@ -30,6 +30,10 @@ AlertKind = Literal[
     "positive_test",
     "refused_test",
     "medicine_purchase",
+    "medicine_quantity_7d",
+    "medicine_quantity_30d",
+    "medicine_pharmacies",
+    "medicine_sharp_rise",
     "transfer_no_worker",
 ]
 CohortKind = Literal["agreement_ending", "transferred_in_recently", "first_90_days"]
@@ -95,7 +99,8 @@ class ListItem(BaseModel):
         ge=0,
         le=1,
         description=(
-            "calibrated probability that the outcome is recorded within the next 90 days, "
+            "calibrated probability that the outcome is recorded within the next "
+            "horizon_days (the run's models[outcome].horizon_days; 90 by default), "
             "or until the planned end of the agreement if that comes first, while the "
             "person is under this district's supervision (labels.yaml, docs/models.md)"
         ),
@@ -499,3 +504,120 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+# ---- issue 17: due lists, medicine warnings, placement bases, targets (docs/duties.md)
+
+DutyKind = Literal["check_in", "drug_test", "hair_test", "home_visit"]
+DueStatus = Literal["escalated", "overdue", "due"]
+
+
+class DueItem(BaseModel):
+    """One duty of one person: due within 7 days, or overdue."""
+
+    person_id: str = Field(examples=["p-000123"])
+    worker_id: str
+    town: str
+    duty: DutyKind
+    zh: str = Field(examples=["报到"])
+    en: str = Field(examples=["check-in"])
+    last_done: ZonedTime | None = Field(description="when it was last done; null: never")
+    due: dt.date
+    days_late: int = Field(description="as_of - due in days; <= 0: not late yet")
+    status: DueStatus = Field(
+        description="due: within the week; overdue: 1-7 days late; escalated: more than 7 "
+        "days late (the catalog's overdue alert)"
+    )
+
+
+class DueList(BaseModel):
+    run_id: int
+    as_of: dt.date
+    scope: str = Field(examples=["worker:w-1"])
+    counts: dict[DueStatus, int]
+    items: list[DueItem]
+
+
+class MedicineAlert(BaseModel):
+    kind: AlertKind
+    level: int = Field(ge=1, le=3, description="1 notice, 2 warning, 3 serious")
+    since: ZonedTime | None
+    zh: str
+    en: str
+
+
+class Purchase(BaseModel):
+    ts: ZonedTime
+    medicine: str | None = Field(examples=["codeine_syrup"])
+    pharmacy: str | None = Field(examples=["ph-0101"])
+    quantity: float | None = Field(description="packages")
+
+
+class MedicineWarning(BaseModel):
+    person_id: str
+    worker_id: str
+    level: int = Field(ge=1, le=3)
+    alerts: list[MedicineAlert]
+    purchases: list[Purchase] = Field(description="the last 30 days, newest first")
+
+
+class MedicineWarnings(BaseModel):
+    run_id: int
+    as_of: dt.date
+    scope: str
+    people: list[MedicineWarning]
+
+
+class BaseRow(BaseModel):
+    base_id: str = Field(examples=["base-01-A"])
+    name: str = Field(examples=["基地A"])
+    district: str
+    town: str
+    placed: int = Field(description="people placed in the rolling window")
+    qualifying: int = Field(description="of them, insured at least 12 months")
+    insured_months: float
+    eligible: bool = Field(description="at least 5 qualifying")
+    lump_sum_paid_on: dt.date | None
+    lump_sum_due_yuan: float
+    insurance_subsidy_yuan: float
+    total_due_yuan: float
+
+
+class PlacedPerson(BaseModel):
+    base_id: str
+    person_id: str
+    first_placed: ZonedTime
+    placements: int
+    insured_months: float
+    qualifies: bool
+    insurance_subsidy_yuan: float
+
+
+class BaseReport(BaseModel):
+    run_id: int
+    as_of: dt.date
+    window_start: dt.date
+    bases: list[BaseRow]
+    people: list[PlacedPerson] = Field(description="only people in the caller's scope")
+
+
+KpiName = Literal[
+    "execution_rate", "lost_contact", "abstinent_3y", "employment_rate", "people_per_worker"
+]
+
+
+class TargetRow(BaseModel):
+    district: str
+    town: str | None = Field(description="null: the district's total")
+    kpi: KpiName
+    value: float | None
+    rule: Literal["at_least", "at_most", "growth"]
+    target: float | None = Field(description="null: a growth target without a baseline")
+    baseline: float | None
+    met: bool | None
+
+
+class Targets(BaseModel):
+    run_id: int
+    as_of: dt.date
+    rows: list[TargetRow]

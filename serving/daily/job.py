@@ -42,6 +42,7 @@ from features.config import load_label_config
 from features.contract import local_now
 from features.engine import NO_TIME, Session, get_historical_features
 from features.store import load_event_columns, load_persons
+from features.targets import abstinent_3y
 from models.champion import ChampionLike
 from serving.bands import band_words
 from serving.daily.alerts import alert_message
@@ -62,7 +63,7 @@ class RunSummary:
     as_of: date
     n_persons: int
     seconds: float
-    models: dict[str, dict[str, str]]
+    models: dict[str, dict[str, str | int | None]]
     replaced: list[int]
     alerts: dict[str, int]
     timings: dict[str, float] = field(default_factory=dict)
@@ -201,6 +202,7 @@ def _score_date(
         on="person_id",
         how="left",
     )
+    abstinent = _abstinent(persons, events, day)
     clock["features"], t = time.perf_counter() - t, time.perf_counter()
     del events
     kinds: dict[str, list[str]] = {}
@@ -225,8 +227,11 @@ def _score_date(
             results[outcome] = (batch.p, batch, None)
     clock["predict_explain"], t = time.perf_counter() - t, time.perf_counter()
     alerts = [_alert_row(*r) for r in alert_rows.itertuples(index=False, name=None)]
-    kpis = town_kpis(status, feats, names)
-    models = {o: {"name": c.model_name, "version": str(c.version)} for o, c in champions.items()}
+    kpis = town_kpis(status, feats, names, abstinent)
+    models = {
+        o: {"name": c.model_name, "version": str(c.version), "horizon_days": c.horizon_days()}
+        for o, c in champions.items()
+    }
     rows = RunRows(who, results, previous, masks, cohorts, kinds, champions, matrix)
     clock["rows"] = rows_before = time.perf_counter() - t  # the generator adds its render time
     t = time.perf_counter()
@@ -297,13 +302,34 @@ def _batches(
 ORDERED_STATUSES = ("active", "lost_contact")
 
 
-def town_kpis(status: pd.DataFrame, feats: pd.DataFrame, names: list[str]) -> list[tuple]:
+def _abstinent(
+    persons: pd.DataFrame, events: pd.DataFrame, day: pd.Timestamp
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """People abstinent 3 years per town, on the day and a year before (features.targets)."""
+    now = abstinent_3y(persons, events, day)
+    before = abstinent_3y(persons, events, day - pd.Timedelta(days=365))
+    both = now.merge(before, on=["district", "town"], suffixes=("", "_before"))
+    columns = (
+        both[c].tolist() for c in ("district", "town", "abstinent_3y", "abstinent_3y_before")
+    )
+    return {(str(d), str(t)): (int(n), int(b)) for d, t, n, b in zip(*columns, strict=True)}
+
+
+def town_kpis(
+    status: pd.DataFrame,
+    feats: pd.DataFrame,
+    names: list[str],
+    abstinent: Mapping[tuple[str, str], tuple[int, int]] | None = None,
+) -> list[tuple]:
     """KPIs per (district, town), from the cohort statuses of the day:
 
     * ``execution_rate`` (执行率) = active / ordered, ordered = :data:`ORDERED_STATUSES`;
     * ``lost_contact`` (脱管): people whose latest lost_contact has no later restore;
     * ``employment_rate`` = employed now / active; ``people_per_worker`` = active /
-      workers with an active person (target 20, DESIGN §1).
+      workers with an active person (target 20, DESIGN §1);
+    * ``abstinent_3y`` (and ``abstinent_3y_year_before``, the same count a year
+      earlier, the growth target's baseline): ``abstinent`` per town, counted by
+      :func:`features.targets.abstinent_3y` (docs/duties.md).
     """
     employed = (
         feats.set_index("person_id")["employed_now"]
@@ -334,6 +360,9 @@ def town_kpis(status: pd.DataFrame, feats: pd.DataFrame, names: list[str]) -> li
             "people_per_worker": round(len(active) / workers, 2) if workers else None,
             "target_people_per_worker": 20,
         }
+        if abstinent is not None:
+            now, year_before = abstinent.get((str(district), str(town)), (0, 0))
+            body["abstinent_3y"], body["abstinent_3y_year_before"] = now, year_before
         out.append((district, town, orjson.dumps(body).decode()))
     return out
 

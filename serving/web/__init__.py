@@ -12,13 +12,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import pages_admin, pages_auth, pages_docs, pages_lists, pages_person, pages_supervision
+from . import (
+    pages_admin,
+    pages_auth,
+    pages_docs,
+    pages_duties,
+    pages_lists,
+    pages_person,
+    pages_supervision,
+)
 
 router = APIRouter(include_in_schema=False)
 for _module in (
     pages_admin,
     pages_auth,
     pages_docs,
+    pages_duties,
     pages_lists,
     pages_person,
     pages_supervision,

@@ -84,10 +84,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "back": ("返回", "Back"),
     "rank": ("排名", "Rank"),
     "person": ("人员编号", "Person"),
-    "probability": ("90天内概率", "90-day probability"),
+    "probability": ("{h}天内概率", "{h}-day probability"),
     "probability_meaning": (
-        "概率：未来90天内发生该风险的可能性；协议在90天内期满的，只算到期满为止。",
-        "Probability: the chance of the outcome within the next 90 days, or until the "
+        "概率：未来{h}天内发生该风险的可能性；协议在{h}天内期满的，只算到期满为止。",
+        "Probability: the chance of the outcome within the next {h} days, or until the "
         "agreement's planned end if that comes first.",
     ),
     "change": ("较上次", "Since last score"),
@@ -128,8 +128,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "age_days": ("{n} 天前", "{n} days ago"),
     "outcome": ("风险", "Risk"),
     "band_legend_caption": (
-        "风险等级的划分（90天内概率，两项风险各有阈值）",
-        "How bands are set (90-day probability; each risk has its own thresholds)",
+        "风险等级的划分（{h}天内概率，两项风险各有阈值）",
+        "How bands are set ({h}-day probability; each risk has its own thresholds)",
     ),
     "band_legend_why": (
         "两项风险的常见水平不同（复吸约10%，脱管失控约3%），等级线约在各自常见水平的1倍、2倍、4倍处，"
@@ -219,8 +219,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "trend": ("近几个月的风险走势", "Risk over recent months"),
     "trend_empty": ("评分记录不足，暂无走势。", "Not enough scores yet for a trend."),
     "trend_desc": (
-        "横轴为评分日期，纵轴为90天内概率。",
-        "Across: scoring date; up: 90-day probability.",
+        "横轴为评分日期，纵轴为{h}天内概率。",
+        "Across: scoring date; up: {h}-day probability.",
     ),
     "drivers": ("风险原因", "Why: the drivers"),
     "drivers_for": ("{outcome}：主要原因", "{outcome}: main drivers"),
@@ -422,7 +422,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "seconds": ("用时（秒）", "Seconds"),
     "finished_at": ("完成时间", "Finished"),
     "band_thresholds": (
-        "风险等级阈值（90天内概率下限：中/高/极高）",
+        "风险等级阈值（{h}天内概率下限：中/高/极高）",
         "Band thresholds (lower bounds of medium/high/very high)",
     ),
     "legend": ("图例", "Legend"),
@@ -435,6 +435,99 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "run_replaced": ("已被重跑替换", "replaced by a rerun"),
     "input": ("可干预的情况", "What work can change"),
     "earlier": ("更早的记录（{n} 条）", "Earlier entries ({n})"),
+    # ---- issue 17: due lists, duties view (targets, escalation, medicine, bases)
+    "nav_due": ("到期事项", "Due this week"),
+    "nav_duties": ("责任与预警", "Targets and warnings"),
+    "due_title": ("本周到期与逾期事项", "Due this week and overdue"),
+    "due_rule": (
+        "按规定频次：报到（前6个月每2周，至12个月每月，第2年每2个月，第3年每3个月）；"
+        "尿检（第1年每月，第2年每2个月，第3年每3个月）；毛发检测约每6个月；家访。"
+        "逾期超过7天即升级为预警。",
+        "By the schedule: check-ins (every 2 weeks to month 6, monthly to month 12, every "
+        "2 months in year 2, every 3 in year 3); urine tests (monthly in year 1, every 2 "
+        "months in year 2, every 3 in year 3); hair tests about every 6 months; home visits. "
+        "More than 7 days late escalates to an alert.",
+    ),
+    "due_none": ("本周没有到期或逾期事项。", "Nothing due this week and nothing overdue."),
+    "due_status": ("状态", "Status"),
+    "duty": ("事项", "Duty"),
+    "due_on": ("应完成日期", "Due on"),
+    "last_done": ("上次完成", "Last done"),
+    "never_done": ("进入项目以来未做过", "never since the programme started"),
+    "due_escalated": ("逾期{n}天（已升级）", "{n} days overdue (escalated)"),
+    "due_overdue": ("逾期{n}天", "{n} days overdue"),
+    "due_due": ("{n}天后到期", "due in {n} days"),
+    "duties_title": ("{place}：目标责任与预警", "{place}: targets and warnings"),
+    "open_duties": (
+        "目标责任、逾期升级、特殊药品预警与安置基地",
+        "Targets, overdue escalation, medicine warnings and placement bases",
+    ),
+    "back_to_town": ("返回街镇视图", "Back to the town view"),
+    "targets": ("目标责任书完成情况", "KPIs against the responsibility targets"),
+    "targets_help": (
+        "目标来自目标责任书配置（targets.yaml）；增长目标以签订的基数或一年前的数值为基数，没有基数时不作判断。",
+        "Targets come from the responsibility-target configuration (targets.yaml); growth "
+        "targets use the signed baseline or the figure a year before, and give no verdict "
+        "without one.",
+    ),
+    "kpi": ("指标", "KPI"),
+    "kpi_value": ("当前", "Now"),
+    "kpi_target": ("目标", "Target"),
+    "kpi_met": ("是否达标", "Met"),
+    "kpi_execution_rate": ("执行率", "execution rate"),
+    "kpi_lost_contact": ("脱管人数", "lost contact"),
+    "kpi_abstinent_3y": ("戒断三年未复吸人数（近12个月）", "abstinent 3 years (last 12 months)"),
+    "kpi_employment_rate": ("就业率", "employment rate"),
+    "kpi_people_per_worker": ("每名社工管理人数", "people per worker"),
+    "no_baseline": ("无基数", "no baseline"),
+    "growth_of": ("（基数{base}）", "(baseline {base})"),
+    "rule_at_least": ("≥", "≥"),
+    "rule_at_most": ("≤", "≤"),
+    "rule_growth": ("≥", "≥"),
+    "met": ("达标", "met"),
+    "not_met": ("未达标", "not met"),
+    "escalation": ("逾期升级", "Overdue escalation"),
+    "escalation_help": (
+        "各社工名下本周到期、已逾期（7天内）和已升级（逾期超过7天，即报到或检测逾期预警）的事项数。",
+        "Per worker: duties due this week, overdue (up to 7 days) and escalated (more than "
+        "7 days: the overdue check-in or test alert).",
+    ),
+    "due_escalated_n": ("已升级", "Escalated"),
+    "due_overdue_n": ("已逾期", "Overdue"),
+    "due_due_n": ("本周到期", "Due this week"),
+    "escalated_items": ("查看全部{n}项已升级事项", "All {n} escalated duties"),
+    "medicine_warnings": ("特殊药品销售追踪预警", "Controlled-medicine warnings"),
+    "medicine_help": (
+        "分级：关注（新购买）、警示（7天或30天购买量超限、购买量骤增）、严重（30天内在3家以上药店购买）。下列为近30天购买记录。",
+        "Graded: notice (a new purchase), warning (a 7- or 30-day quantity above its "
+        "limit, a sharp rise), serious (3 or more pharmacies in 30 days). Purchases of the "
+        "last 30 days are listed.",
+    ),
+    "medicine_none": ("没有特殊药品预警。", "No controlled-medicine warning."),
+    "level": ("等级", "Level"),
+    "level_1": ("关注", "notice"),
+    "level_2": ("警示", "warning"),
+    "level_3": ("严重", "serious"),
+    "purchases_30d": ("近30天购买", "Purchases, last 30 days"),
+    "pharmacy_unknown": ("药店未知", "pharmacy unknown"),
+    "bases": ("就业安置基地补贴", "Placement bases: subsidies"),
+    "bases_help": (
+        "近3年安置人数；每人参保满12个月计入达标人数；达标满5人一次性补贴10万元，另按每名安置人员社保费用的50%补贴。",
+        "People placed in the last 3 years; each insured for 12 months or more qualifies; "
+        "5 qualifying earn 100,000 yuan once, and bases get 50 % of each placed person's "
+        "social-insurance cost.",
+    ),
+    "bases_none": ("没有登记的安置基地。", "No placement base registered."),
+    "download_xlsx": ("下载 Excel", "Download Excel"),
+    "download_csv": ("下载 CSV", "Download CSV"),
+    "base": ("基地", "Base"),
+    "placed": ("安置人数", "Placed"),
+    "qualifying": ("参保满1年", "Insured 1 year+"),
+    "eligible": ("达标", "eligible"),
+    "lump_sum_due": ("一次性补贴（元）", "One-off sum (yuan)"),
+    "insurance_subsidy": ("社保补贴（元）", "Insurance subsidy (yuan)"),
+    "total_due": ("应补贴合计（元）", "Total due (yuan)"),
+    "paid_on": ("已于{day}发放", "paid on {day}"),
 }
 
 ROLE_KEYS = {
@@ -458,12 +551,13 @@ def lang_of(request: Request) -> Lang:
     return "zh"
 
 
-def translator(lang: Lang) -> Translate:
-    """``t(key, **fill)`` in ``lang``."""
+def translator(lang: Lang, horizon: str = "90") -> Translate:
+    """``t(key, **fill)`` in ``lang``; ``{h}`` is the probability's horizon in days
+    (the shown run's champions', :func:`serving.queries.horizon_text`)."""
     index = LANGS.index(lang)
 
     def t(key: str, **fill: object) -> str:
-        text = MESSAGES[key][index]
+        text = MESSAGES[key][index].replace("{h}", horizon)
         return text.format(**fill) if fill else text
 
     return t

@@ -89,6 +89,10 @@ ALERT_PLAN: dict[str, str] = {
     "positive_test": "medical_referral",
     "refused_test": "extra_testing",
     "medicine_purchase": "pharmacy_review",
+    "medicine_quantity_7d": "pharmacy_review",
+    "medicine_quantity_30d": "pharmacy_review",
+    "medicine_pharmacies": "pharmacy_review",
+    "medicine_sharp_rise": "pharmacy_review",
     "transfer_no_worker": "transfer_handover",
 }
 

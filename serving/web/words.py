@@ -89,6 +89,10 @@ ALERTS: dict[str, tuple[str, str]] = {
     "positive_test": ("新阳性", "new positive test"),
     "refused_test": ("新拒检", "test just refused"),
     "medicine_purchase": ("购买特殊药品", "controlled medicine bought"),
+    "medicine_quantity_7d": ("7天购药量超限", "7-day medicine quantity above limit"),
+    "medicine_quantity_30d": ("30天购药量超限", "30-day medicine quantity above limit"),
+    "medicine_pharmacies": ("多家药店购药", "medicine from several pharmacies"),
+    "medicine_sharp_rise": ("购药量骤增", "sharp rise in medicine bought"),
     "transfer_no_worker": ("转入未接手", "transferred in, no worker yet"),
 }
 
@@ -193,3 +197,24 @@ def spec_label(spec: str, lang: Lang, value_is_zero: bool = False) -> str:
     some = "若干" if lang == "zh" else "several"
     text = text.replace("{period}", "").replace("{value}", some).replace("{choice}", "…")
     return " ".join(text.split())
+
+
+#: Controlled medicines (features.contract.CONTROLLED_MEDICINES) in words.
+MEDICINES: dict[str, tuple[str, str]] = {
+    "codeine_syrup": ("含可待因止咳水", "codeine syrup"),
+    "compound_licorice": ("复方甘草片", "compound licorice tablets"),
+    "diphenoxylate": ("地芬诺酯", "diphenoxylate"),
+    "tramadol": ("曲马多", "tramadol"),
+    "dextromethorphan": ("右美沙芬", "dextromethorphan"),
+    "zolpidem": ("唑吡坦", "zolpidem"),
+    "diazepam": ("地西泮", "diazepam"),
+    "other": ("其他特殊药品", "another controlled medicine"),
+}
+
+
+def medicine(code: str | None, lang: str) -> str:
+    """A medicine's words; another word as sent; none as 特殊药品."""
+    if not code:
+        return "特殊药品" if lang == "zh" else "controlled medicine"
+    found = MEDICINES.get(code)
+    return code if found is None else found[0 if lang == "zh" else 1]
