@@ -11,6 +11,13 @@ A scoring run (``score_runs``) owns its rows in ``scores``, ``explanations``,
 ``published``; a rerun marks the previous one ``replaced`` (kept, so what was
 shown earlier can still be looked up by run id). ``audit_log`` is append-only:
 triggers refuse UPDATE and DELETE on both SQLite and PostgreSQL.
+
+``monitor_runs`` / ``monitor_metrics`` hold what the model monitor said on each
+date for each outcome (``sunflower monitor``, run after every ``score``): the
+verdict, evidence and Chinese sentences, and every figure (drift of that day,
+CBPE of that day's lists, realised quality of each run closed by then) by
+(run date, kind, scope, key, metric). A rerun for the same date and outcome
+replaces its rows.
 """
 
 from __future__ import annotations
@@ -163,6 +170,35 @@ actions = sa.Table(
     sa.Column("note", sa.Text, nullable=True),
     sa.Column("run_id", sa.Integer, nullable=True),
     sa.Index("ix_actions_person", "person_id", "at"),
+)
+
+#: Model monitoring (issue 16): one row per (date, outcome) the monitor ran, with the
+#: verdict, its evidence and sentences; its figures as a long table (the time series).
+monitor_runs = sa.Table(
+    "monitor_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("outcome", sa.String(24), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("headline", sa.Text, nullable=False),
+    sa.Column("sentences", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Index("ix_monitor_runs_day", "as_of", "outcome"),
+)
+
+monitor_metrics = sa.Table(
+    "monitor_metrics",
+    metadata,
+    sa.Column("monitor_id", sa.Integer, sa.ForeignKey("monitor_runs.id"), primary_key=True),
+    sa.Column("run_as_of", sa.Date, primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("scope", sa.String(16), primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("metric", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Float, nullable=True),
 )
 
 #: Tables a run owns, children first (the order rows are deleted in).
