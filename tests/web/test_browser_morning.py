@@ -132,11 +132,18 @@ def test_every_page_passes_axe_at_both_widths(browser: Any, live: Live) -> None:
             "/my-list",
             "/my-list?view=print",
             "/my-list/follow-up",
+            "/my-list/due",
             "/people/p-01",
             "/people/p-09",
         ],
-        "sup_east": ["/town", "/caseload/w-2", "/people/p-04", "/model-health"],
-        "admin": ["/town?district=示例区", "/people/p-06", "/admin/users", "/admin/audit"],
+        "sup_east": ["/town", "/town/duties", "/caseload/w-2", "/people/p-04", "/model-health"],
+        "admin": [
+            "/town?district=示例区",
+            "/town/duties?district=示例区",
+            "/people/p-06",
+            "/admin/users",
+            "/admin/audit",
+        ],
     }
     found: dict[str, list[dict[str, Any]]] = {}
     for viewport in (DESKTOP, TABLET):
