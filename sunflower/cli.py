@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from sunflower import cli_config, cli_data, cli_features, cli_models, cli_serving
+from sunflower import cli_config, cli_data, cli_features, cli_models, cli_monitor, cli_serving
 
 app = typer.Typer(
     name="sunflower",
@@ -23,6 +23,7 @@ cli_data.register(app)
 cli_features.register(app)
 cli_models.register(app)
 cli_serving.register(app)
+cli_monitor.register(app)
 
 
 if __name__ == "__main__":

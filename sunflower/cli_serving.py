@@ -71,6 +71,13 @@ def score(
     console.print(f"models: {summary.models}")
     console.print(f"alerts: {summary.alerts or 'none'}")
     console.print(f"timings (s): {summary.timings}")
+    from sunflower.cli_monitor import monitor_day, show
+
+    try:  # the lists are published: a monitor failure is reported, never fatal
+        with err.status("monitoring…") as status:
+            show(monitor_day(_engine(), as_of, lambda m: status.update(m)))
+    except Exception as exc:  # noqa: BLE001
+        err.print(f"[yellow]monitor:[/yellow] {type(exc).__name__}: {exc}")
 
 
 def serve(

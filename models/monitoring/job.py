@@ -42,6 +42,8 @@ class MonitorResult:
     closed: pd.DataFrame
     verdict: Verdict
     sentences: list[str] = field(default_factory=list)
+    #: every realised figure of the closed runs (district, towns, groups)
+    realised: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def headline(self) -> dict[str, float]:
         """District-wide figures of the day, as flat name -> value (NaN when unknown)."""
@@ -107,9 +109,10 @@ def run_monitor(
     )
     if shut.any():
         rows, y = history[shut], labels[shut]
-        done = closed_table(realised_quality(rows, y, top, per), expected_quality(rows, top, per))
+        realised = realised_quality(rows, y, top, per)
+        done = closed_table(realised, expected_quality(rows, top, per))
     else:
-        done = pd.DataFrame()
+        realised, done = pd.DataFrame(), pd.DataFrame()
     v = verdict(drift, expected, done, reference, thresholds)
     return MonitorResult(
         outcome,
@@ -120,6 +123,7 @@ def run_monitor(
         done,
         v,
         sentences_zh(v, outcome),
+        realised,
     )
 
 

@@ -1,0 +1,80 @@
+"""`sunflower score` then monitors; `sunflower monitor --date D` stores the series (issue 16).
+
+A small simulated district, both champions trained with their reference
+profiles, two published runs four months apart: the second run's monitor
+labels the first (its windows have closed), stores drift, CBPE and realised
+figures, logs ``monitor.*`` metrics on the champion version's MLflow run, and
+a rerun for the same date replaces its rows.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+
+pytestmark = pytest.mark.slow
+
+
+def test_score_monitors_and_the_series_is_stored(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from features.ingest import ingest_dir
+    from features.store import make_engine
+    from models import registry
+    from models.panel import load_dir
+    from models.retrain import train_and_decide
+    from serving.db import monitor_metrics, monitor_runs
+    from simulator import simulate
+    from sunflower.cli import app as cli
+    from tests.models.conftest import small_config
+
+    home = tmp_path / "home"
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    monkeypatch.setenv("SUNFLOWER_HOME", str(home))
+    monkeypatch.setenv("SUNFLOWER_DATABASE_URL", url)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("SUNFLOWER_MLFLOW_TRACKING_URI", raising=False)
+    data = tmp_path / "district"
+    simulate(400, date(2023, 1, 1), date(2024, 12, 31), 5, data, truth=False)
+    engine = make_engine(url)
+    assert ingest_dir(engine, data).ok
+    cfg = small_config().updated(gates={"min_roc_auc": 0.0, "max_ece": 1.0})
+    client = registry.connect()
+    inputs = load_dir(data)
+    for outcome in ("relapse", "loss_of_contact"):
+        assert train_and_decide(inputs, outcome, cfg, client).promoted  # type: ignore[arg-type]
+
+    runner = CliRunner()
+    for day in ("2024-06-01", "2024-10-01"):
+        run = runner.invoke(cli, ["score", "--date", day])
+        assert run.exit_code == 0, run.output
+        assert "模型" in run.output, run.output  # the verdict, in Chinese
+    with engine.connect() as conn:
+        runs = conn.execute(sa.select(monitor_runs)).mappings().all()
+        kinds = conn.execute(
+            sa.select(monitor_metrics.c.run_as_of, monitor_metrics.c.kind).distinct()
+        ).all()
+    assert {(str(r["as_of"]), r["outcome"]) for r in runs} == {
+        (d, o) for d in ("2024-06-01", "2024-10-01") for o in ("relapse", "loss_of_contact")
+    }
+    assert all(r["level"] in ("ok", "watch", "retrain") for r in runs)
+    assert all(json.loads(r["sentences"])[0].endswith("。") for r in runs)
+    got = {(str(d), k) for d, k in kinds}
+    # the October pass labelled the June run (closed: June 1 + 90 + 14 days <= October 1)
+    assert ("2024-06-01", "realised") in got and ("2024-10-01", "drift") in got
+    assert ("2024-10-01", "realised") not in got
+
+    rerun = runner.invoke(cli, ["monitor", "--date", "2024-10-01"])
+    assert rerun.exit_code == 0, rerun.output
+    with engine.connect() as conn:
+        n = conn.execute(sa.select(sa.func.count()).select_from(monitor_runs)).scalar()
+    assert n == 4  # replaced, not added
+    mv = registry.champion_version(client, "relapse")
+    assert mv is not None
+    history = client.get_metric_history(mv.run_id, "monitor.verdict_level")
+    assert len(history) >= 2
+    missing = runner.invoke(cli, ["monitor", "--date", "2024-11-01"])
+    assert missing.exit_code == 1 and "sunflower score" in missing.output
