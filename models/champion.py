@@ -121,6 +121,10 @@ class ChampionLike(Protocol):
         """The one-row scorer, or None without one (the default)."""
         return None
 
+    def horizon_days(self) -> int | None:
+        """The label window (days) the champion was trained for; None when not recorded."""
+        return None
+
 
 def frame_to_matrix(features_frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
     """The model's columns of a ``build_features`` frame, by name, as a float64 matrix."""
@@ -187,6 +191,11 @@ class Champion:
         """Per row, the top-k drivers by |contribution| with sentences and plan items."""
         X = np.asarray(X, dtype=np.float64).reshape(-1, len(self.feature_names))
         return self.explainer.explain(X, self.contributions(X), top_k)
+
+    def horizon_days(self) -> int | None:
+        """The label window (days) recorded with the registered version (``horizon_days`` tag)."""
+        value = self.tags.get("horizon_days", "")
+        return int(value) if value.isdigit() else None
 
     def plan_items(self, drivers: list[Driver]) -> list[str]:
         """Plan item ids of the actionable drivers that raise the risk (一人一策)."""

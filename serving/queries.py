@@ -20,6 +20,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from features.config import load_label_config
 from features.store import events, persons
 from serving.auth import Principal
 from serving.bands import BAND_CODES
@@ -32,6 +33,23 @@ class Run:
     id: int
     as_of: date
     feature_names: str | None = None
+    #: the label window (days) each outcome's champion was trained for, when recorded
+    horizon_days: tuple[int, ...] = ()
+
+
+def run_horizons(models_json: str | None) -> tuple[int, ...]:
+    """The distinct recorded horizons of a run's ``models`` column, sorted."""
+    models = orjson.loads(models_json) if models_json else {}
+    found = {int(m["horizon_days"]) for m in models.values() if m.get("horizon_days")}
+    return tuple(sorted(found))
+
+
+def horizon_text(run: Run | None) -> str:
+    """What "{h}" reads on the pages: the run's horizon(s) in days, e.g. "90" or "60/90";
+    the district's label configuration when the run recorded none."""
+    if run is not None and run.horizon_days:
+        return "/".join(str(h) for h in run.horizon_days)
+    return str(load_label_config().horizon_days)
 
 
 _RUN_TTL = 1.0
@@ -49,10 +67,12 @@ def run_for(conn: Connection, day: date | None) -> Run | None:
     now = time.monotonic()
     if hit is not None and hit[1] > now:
         return hit[0]
-    q = sa.select(score_runs.c.id, score_runs.c.as_of).where(score_runs.c.status == "published")
+    q = sa.select(score_runs.c.id, score_runs.c.as_of, score_runs.c.models).where(
+        score_runs.c.status == "published"
+    )
     q = q.where(score_runs.c.as_of == day) if day else q
     row = conn.execute(q.order_by(score_runs.c.as_of.desc()).limit(1)).first()
-    run = Run(row.id, row.as_of) if row else None
+    run = Run(row.id, row.as_of, horizon_days=run_horizons(row.models)) if row else None
     if len(_runs) > 1000:
         _runs.clear()
     _runs[key] = (run, now + _RUN_TTL)

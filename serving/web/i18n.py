@@ -423,7 +423,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "finished_at": ("完成时间", "Finished"),
     "band_thresholds": (
         "风险等级阈值（{h}天内概率下限：中/高/极高）",
-        "Band thresholds (lower bounds of medium/high/very high)",
+        "Band thresholds ({h}-day probability, lower bounds of medium/high/very high)",
     ),
     "legend": ("图例", "Legend"),
     "stale": (
@@ -487,6 +487,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "met": ("达标", "met"),
     "not_met": ("未达标", "not met"),
     "escalation": ("逾期升级", "Overdue escalation"),
+    "escalated_n": ("已升级{n}项", "{n} escalated"),
+    "overdue_n": ("逾期{n}项", "{n} overdue"),
+    "nothing_overdue": ("无逾期", "none overdue"),
+    "targets_missed": ("未达目标", "Below target"),
+    "targets_all_met": (
+        "各项指标均达到目标（或尚无基数）",
+        "Every KPI meets its target (or has no baseline yet)",
+    ),
     "escalation_help": (
         "各社工名下本周到期、已逾期（7天内）和已升级（逾期超过7天，即报到或检测逾期预警）的事项数。",
         "Per worker: duties due this week, overdue (up to 7 days) and escalated (more than "

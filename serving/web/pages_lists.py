@@ -163,10 +163,11 @@ async def _export(
     """
     lang = lang_of(request)
     name = f"list-{worker_id}-{found.run.as_of}.{kind}"
+    horizon = queries.horizon_text(found.run)
     if kind == "csv":
-        content, media = sheets.csv_file(found.rows, lang), "text/csv; charset=utf-8"
+        content, media = sheets.csv_file(found.rows, lang, horizon), "text/csv; charset=utf-8"
     else:
-        content, media = sheets.xlsx_file(found.rows, lang), sheets.XLSX_TYPE
+        content, media = sheets.xlsx_file(found.rows, lang, horizon=horizon), sheets.XLSX_TYPE
     scope = {"scope": f"worker:{worker_id}", "run_id": found.run.id, "format": kind}
     await state_of(request).audit.record(
         *[Entry(v.who, "web_export", r.person_id, scope) for r in found.rows]

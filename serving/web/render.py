@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from features.config import OUTCOMES
+from serving import queries
 from serving.auth import Principal
 from serving.bands import BAND_NAMES, THRESHOLDS
 from serving.web import reasons
@@ -62,6 +63,16 @@ def environment() -> Environment:
     return env
 
 
+def shown_horizon(request: Request) -> str:
+    """The horizon (days) of the probabilities the pages show: the latest published run's
+    champions' (``score_runs.models``), else the district's label configuration."""
+    state = getattr(request.app.state, "service", None)
+    if state is None:  # an error page before the service started
+        return queries.horizon_text(None)
+    with state.engine.connect() as conn:
+        return queries.horizon_text(queries.run_for(conn, None))
+
+
 def number(value: float | None) -> str:
     """A count as an integer, anything else with one decimal."""
     if value is None:
@@ -79,7 +90,7 @@ def page(
 ) -> HTMLResponse:
     """An HTML page in the request's language."""
     lang = lang_of(request)
-    t = translator(lang)
+    t = translator(lang, shown_horizon(request))
     kept = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "lang"])
     here = request.url.path + (f"?{kept}" if kept else "")
     html = (

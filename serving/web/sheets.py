@@ -24,8 +24,10 @@ from .listing import OUTCOMES, Row
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def table(rows: Sequence[Row], lang: Lang) -> tuple[list[str], list[list[Cell]]]:
-    t = translator(lang)
+def table(
+    rows: Sequence[Row], lang: Lang, horizon: str = "90"
+) -> tuple[list[str], list[list[Cell]]]:
+    t = translator(lang, horizon)
     header = [t("rank"), t("person")]
     for o in OUTCOMES:
         name = t(o + "_risk")
@@ -57,14 +59,14 @@ def table(rows: Sequence[Row], lang: Lang) -> tuple[list[str], list[list[Cell]]]
     return header, body
 
 
-def csv_file(rows: Sequence[Row], lang: Lang) -> bytes:
-    header, body = table(rows, lang)
+def csv_file(rows: Sequence[Row], lang: Lang, horizon: str = "90") -> bytes:
+    header, body = table(rows, lang, horizon)
     return csv_bytes(header, body)
 
 
-def xlsx_file(rows: Sequence[Row], lang: Lang, sheet: str = "list") -> bytes:
+def xlsx_file(rows: Sequence[Row], lang: Lang, sheet: str = "list", horizon: str = "90") -> bytes:
     """A workbook with one sheet (openpyxl): the header row, then one row per person."""
-    header, body = table(rows, lang)
+    header, body = table(rows, lang, horizon)
     book = Workbook(write_only=True)
     ws = book.create_sheet(sheet[:31] or "list")
     grid: list[Sequence[Cell]] = [header, *body]

@@ -294,3 +294,35 @@ def test_pages_are_not_cached_load_nothing_from_elsewhere_and_forbid_framing(as_
     assert css.status_code == 200 and "url(" not in css.text
     assert client.get("/static/../app.py").status_code == 404
     assert client.get("/static/nope.js").status_code == 404
+
+
+def test_pages_state_the_horizon_the_runs_champions_were_trained_for(as_user, site):
+    """Issue 12: "{h}天内" comes from the shown run's champions, not a fixed 90."""
+    import orjson
+
+    from serving import queries
+    from serving.db import score_runs
+
+    client = as_user("w1")
+    assert "90天内概率" in client.get("/my-list").text  # no horizon recorded: labels.yaml's
+    with site.engine.begin() as conn:
+        run_id, models = conn.execute(
+            sa.select(score_runs.c.id, score_runs.c.models)
+            .where(score_runs.c.status == "published")
+            .order_by(score_runs.c.as_of.desc())
+            .limit(1)
+        ).one()
+        changed = {o: {**m, "horizon_days": 60} for o, m in orjson.loads(models).items()}
+        conn.execute(
+            score_runs.update()
+            .where(score_runs.c.id == run_id)
+            .values(models=orjson.dumps(changed).decode())
+        )
+    queries.forget_runs()
+    try:
+        page = client.get("/my-list").text
+        assert "60天内概率" in page and "未来60天内" in page and "90天内概率" not in page
+    finally:
+        with site.engine.begin() as conn:
+            conn.execute(score_runs.update().where(score_runs.c.id == run_id).values(models=models))
+        queries.forget_runs()
