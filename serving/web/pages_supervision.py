@@ -5,7 +5,9 @@ sees their own town; a district supervisor sees their district's towns and
 opens one with ``?town=``; an admin picks a district, then a town. The town
 view holds the workers' lists, groups sharing a main driver (一类一策),
 cohorts (一批一策), KPIs (execution rate, lost contact, employment rate,
-people per worker against 1:20) and model health. A town outside the scope is
+people per worker against 1:20) with the KPIs below their responsibility target
+and each worker's escalated duties (:mod:`serving.duties`; the details on
+``/town/duties``), and model health. A town outside the scope is
 the same 404 page as an unknown one. Each view writes one audit line
 (``web_town``). ``/model-health`` (every signed-in role) shows the champions'
 versions, training dates and evaluation figures and the recent scoring runs.
@@ -20,7 +22,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from serving import queries
+from features.schedule import escalation
+from serving import duties, queries
 from serving.audit import Entry
 from serving.bands import THRESHOLDS
 
@@ -77,6 +80,16 @@ async def town_view(request: Request) -> Response:
     return page(request, "town.html", v.who, v.csrf, outcome=outcome, **data)
 
 
+def _missed(targets: Any) -> dict[str | None, list[str]]:
+    """Per town (None: the district total), the KPIs below their target (docs/duties.md)."""
+    out: dict[str | None, list[str]] = {}
+    for row in targets.to_dict("records") if len(targets) else []:
+        found = out.setdefault(row["town"], [])
+        if row["met"] is False:
+            found.append(str(row["kpi"]))
+    return out
+
+
 def _town_data(
     request: Request, v: Visitor, outcome: str, district: str | None, town: str | None
 ) -> dict[str, Any] | None:
@@ -110,6 +123,7 @@ def _town_data(
                 "totals": totals,
                 "town_sort": sort,
                 "town_sorts": supervision.TOWN_SORTS,
+                "missed": _missed(duties.targets(conn, v.who, run, district)),
                 "health": None,
             }
         if town not in towns:
@@ -125,6 +139,13 @@ def _town_data(
             "groups": groups,
             "ungrouped": ungrouped,
             "cohorts": supervision.cohorts(*args),
+            "missed": _missed(duties.targets(conn, v.who, run, district, town)),
+            "escalation": {
+                str(e["worker_id"]): e
+                for e in escalation(
+                    duties.due(conn, v.who, run, district=district, town=town)
+                ).to_dict("records")
+            },
         }
     data["health"] = _model_health(request)
     return data

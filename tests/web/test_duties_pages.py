@@ -71,3 +71,14 @@ def test_bases_on_the_page_and_exported(as_user, site, tmp_path: Path, monkeypat
     csv = client.get("/town/bases.csv")
     assert csv.status_code == 200 and "base-01-A" in csv.text
     assert client.get("/town/bases.pdf").status_code == 404
+
+
+def test_town_and_district_views_show_targets_and_escalation(as_user):
+    town = as_user("sup_east").get("/town").text
+    assert "逾期升级" in town and "已升级" in town  # p-02's overdue check-in and test (w-1)
+    assert 'href="/caseload/w-1/due"' in town
+    assert "各项指标均达到目标" in town  # 东镇: 100 %, none lost, 3 per worker
+    district = as_user("sup_district").get("/town").text
+    assert "未达目标" in district
+    west = as_user("admin").get("/town?district=示例区&town=西镇").text
+    assert "未达目标" in west and "执行率" in west and "脱管人数" in west  # p-06 lost
