@@ -1,5 +1,9 @@
 """Prometheus metrics: requests by route and status, latency, and the service's state.
 
+The model monitor's latest verdict and headline figures per outcome, and the
+latest published scoring run's duration, size and finish time, are gauges set
+from the database on each scrape (:meth:`Metrics.refresh_from`; issue 16).
+
 Contract: :class:`Metrics` owns a private registry (so several apps can live
 in one test process); :class:`MetricsMiddleware` is a plain ASGI middleware
 (cheaper than ``BaseHTTPMiddleware``) that counts requests and observes their
@@ -41,6 +45,76 @@ class Metrics:
         self.reloads = Counter(
             "sunflower_model_reloads_total", "champion reloads", registry=self.registry
         )
+        self.monitor_verdict = Gauge(
+            "sunflower_monitor_verdict",
+            "latest model-monitor verdict per outcome: 0 ok, 1 watch, 2 retrain recommended",
+            ["outcome", "version"],
+            registry=self.registry,
+        )
+        self.monitor_value = Gauge(
+            "sunflower_monitor_value",
+            "latest model-monitor headline figures per outcome (drift, CBPE, realised quality)",
+            ["outcome", "metric"],
+            registry=self.registry,
+        )
+        self.monitor_date = Gauge(
+            "sunflower_monitor_date_seconds",
+            "date of the run the latest monitor verdict is about (unix seconds)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.run_seconds = Gauge(
+            "sunflower_score_run_seconds",
+            "duration of the latest published scoring run",
+            registry=self.registry,
+        )
+        self.run_persons = Gauge(
+            "sunflower_score_run_persons",
+            "persons in the latest published scoring run",
+            registry=self.registry,
+        )
+        self.run_finished = Gauge(
+            "sunflower_score_run_finished_seconds",
+            "when the latest published scoring run finished (unix seconds, local time)",
+            registry=self.registry,
+        )
+
+    def refresh_from(self, engine: Any) -> None:
+        """Set the monitor and daily-job gauges from the database (the latest rows)."""
+        import json
+
+        import sqlalchemy as sa
+
+        from serving.db import monitor_runs, score_runs
+
+        with engine.connect() as conn:
+            latest = conn.execute(
+                sa.select(score_runs.c.seconds, score_runs.c.n_persons, score_runs.c.finished_at)
+                .where(score_runs.c.status == "published")
+                .order_by(score_runs.c.finished_at.desc())
+                .limit(1)
+            ).first()
+            monitored = (
+                conn.execute(
+                    sa.select(monitor_runs).order_by(monitor_runs.c.as_of, monitor_runs.c.id)
+                )
+                .mappings()
+                .all()
+            )
+        if latest is not None:
+            self.run_seconds.set(latest.seconds or 0.0)
+            self.run_persons.set(latest.n_persons)
+            if latest.finished_at is not None:
+                self.run_finished.set(latest.finished_at.timestamp())
+        last = {r["outcome"]: r for r in monitored}  # ordered: the latest wins
+        self.monitor_verdict.clear()
+        for outcome, r in last.items():
+            level = {"ok": 0, "watch": 1, "retrain": 2}.get(r["level"], 0)
+            self.monitor_verdict.labels(outcome, r["model_version"] or "").set(level)
+            self.monitor_date.labels(outcome).set(time.mktime(r["as_of"].timetuple()))
+            for name, value in json.loads(r["headline"]).items():
+                if value == value and value is not None:
+                    self.monitor_value.labels(outcome, name).set(value)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

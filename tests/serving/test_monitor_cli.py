@@ -3,13 +3,15 @@
 A small simulated district, both champions trained with their reference
 profiles, two published runs four months apart: the second run's monitor
 labels the first (its windows have closed), stores drift, CBPE and realised
-figures, logs ``monitor.*`` metrics on the champion version's MLflow run, and
-a rerun for the same date replaces its rows.
+figures, logs ``monitor.*`` metrics on the champion version's MLflow run, a
+rerun for the same date replaces its rows, and ``/metrics`` shows the latest
+verdict and figures as Prometheus gauges.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import date
 
 import pytest
@@ -78,3 +80,17 @@ def test_score_monitors_and_the_series_is_stored(tmp_path, monkeypatch):
     assert len(history) >= 2
     missing = runner.invoke(cli, ["monitor", "--date", "2024-11-01"])
     assert missing.exit_code == 1 and "sunflower score" in missing.output
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from serving.settings import get_settings
+
+    with TestClient(create_app(get_settings(auth_cache_seconds=0))) as api:
+        text = api.get("/metrics").text
+    assert 'sunflower_monitor_verdict{outcome="relapse",version="1"}' in text
+    assert 'sunflower_monitor_value{metric="expected_precision_at_10pct",outcome="relapse"}' in text
+    assert 'sunflower_monitor_value{metric="realised_precision_at_10pct",outcome="relapse"}' in text
+    assert "sunflower_score_run_persons" in text and "person_id" not in text

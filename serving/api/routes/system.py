@@ -149,7 +149,11 @@ async def readyz(state: StateDep) -> Response:
 
 
 @ops.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, state: StateDep) -> Response:
+    try:  # the monitor's and the daily job's gauges come from the database
+        request.app.state.metrics.refresh_from(state.engine)
+    except Exception:  # noqa: BLE001 - the request metrics are still worth serving
+        pass
     return Response(
         request.app.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
     )
