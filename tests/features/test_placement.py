@@ -133,3 +133,28 @@ def test_no_bases_and_no_placements() -> None:
     assert got.bases.empty and got.people.empty
     got = eligibility(CONFIG, events(ev("2025-01-01 09:00", "check_in", "attended")), AS_OF)
     assert got.bases["placed"].tolist() == [0] * 5 and not got.bases["eligible"].any()
+
+
+def test_ingest_installs_the_folders_placement_bases(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from features.config import home_config_dir
+    from sunflower.cli import app
+    from tests.features.test_ingest import EXAMPLES
+
+    folder = tmp_path / "district"
+    shutil.copytree(EXAMPLES, folder)
+    write_placement_config(CONFIG, folder / "placement.yaml")
+    monkeypatch.setenv("SUNFLOWER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SUNFLOWER_DATABASE_URL", raising=False)
+    monkeypatch.delenv("SUNFLOWER_PLACEMENT", raising=False)
+    result = CliRunner().invoke(app, ["ingest", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "placement bases: 5 installed" in result.output
+    assert load_placement_config() == CONFIG
+    assert (home_config_dir() / "placement.yaml").exists()
+    (folder / "placement.yaml").write_text("config_version: x\nbases: [{id: a/b}]\n", "utf-8")
+    bad = CliRunner().invoke(app, ["ingest", str(folder)])
+    assert bad.exit_code == 1 and "validation error" in bad.output  # nothing stored first
