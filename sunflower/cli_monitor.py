@@ -143,7 +143,9 @@ def _store(engine: Engine, result: Any, realised: pd.DataFrame) -> int:
                 model_version=result.model_version,
                 level=result.verdict.level,
                 created_at=local_now().replace(microsecond=0),
-                headline=json.dumps(result.headline(), allow_nan=True),
+                headline=json.dumps(
+                    {k: None if v != v else v for k, v in result.headline().items()}
+                ),
                 sentences=json.dumps(result.sentences, ensure_ascii=False),
                 evidence=result.verdict.table().to_json(
                     orient="records", force_ascii=False, date_format="iso"

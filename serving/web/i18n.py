@@ -410,6 +410,31 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "cohort_empty": ("无", "none"),
     "model_health": ("模型状态", "Model health"),
+    "monitor": ("模型监测", "Model monitoring"),
+    "monitor_none": (
+        "尚无监测结果：每次评分后会自动监测。",
+        "No monitoring results yet: the monitor runs after every scoring run.",
+    ),
+    "monitor_on": ("{date}的监测", "Monitored on {date}"),
+    "monitor_level_ok": ("正常", "ok"),
+    "monitor_level_watch": ("需要关注", "watch"),
+    "monitor_level_retrain": ("建议重新训练", "retrain recommended"),
+    "monitor_expected": (
+        "按概率估计的前10%名单命中率（各评分日）",
+        "Expected share of the top-10% list who will have the outcome (by scoring date)",
+    ),
+    "monitor_realised": (
+        "已揭晓的前10%名单实际命中率（各评分日）",
+        "Realised share of the top-10% list who had the outcome, once known (by scoring date)",
+    ),
+    "monitor_realised_none": (
+        "名单结果需在评分日后约三个半月才能揭晓，暂无实际命中率。",
+        "A list's outcomes are known about three and a half months after its date: none yet.",
+    ),
+    "monitor_en_note": (
+        "详细说明为中文。",
+        "The detailed sentences are in Chinese (switch to 中文 to read them).",
+    ),
     "champion": ("在用模型", "Model in use"),
     "version": ("版本", "Version"),
     "trained_at": ("训练时间", "Trained"),

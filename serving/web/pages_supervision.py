@@ -10,7 +10,9 @@ and each worker's escalated duties (:mod:`serving.duties`; the details on
 ``/town/duties``), and model health. A town outside the scope is
 the same 404 page as an unknown one. Each view writes one audit line
 (``web_town``). ``/model-health`` (every signed-in role) shows the champions'
-versions, training dates and evaluation figures and the recent scoring runs.
+versions, training dates and evaluation figures, the recent scoring runs, and the
+model monitor (issue 16): each outcome's latest verdict in plain Chinese and two
+trend charts — expected and realised precision of the top-10 % list.
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ def _model_health(request: Request) -> dict[str, Any]:
     state = state_of(request)
     with state.engine.connect() as conn:
         runs = supervision.recent_runs(conn)
-    return {"models": state.champions.info(), "runs": runs, "thresholds": THRESHOLDS}
+        monitor = supervision.monitor_health(conn)
+    return {
+        "models": state.champions.info(),
+        "runs": runs,
+        "thresholds": THRESHOLDS,
+        "monitor": monitor,
+    }
 
 
 @router.get("/model-health")

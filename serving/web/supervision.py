@@ -28,10 +28,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from serving.auth import Principal
-from serving.db import explanations, score_runs, scores, town_kpis
+from serving.db import explanations, monitor_metrics, monitor_runs, score_runs, scores, town_kpis
 from serving.explanations import feature_specs
 from serving.flags import COHORT_BITS
 from serving.priority import in_priority_order, top_band
+from serving.web.charts import trend
 from serving.web.reasons import kind_of
 
 from . import words
@@ -253,6 +254,43 @@ def recent_runs(conn: Connection, limit: int = 7) -> list[dict[str, Any]]:
         sa.select(score_runs).order_by(score_runs.c.id.desc()).limit(limit)
     ).mappings()
     return [{**r, "models": orjson.loads(r["models"])} for r in rows]
+
+
+def monitor_health(conn: Connection) -> dict[str, Any]:
+    """The model monitor on the health page: each outcome's latest verdict and sentences,
+    and two trends — the expected precision of the top-10 % list on every monitored
+    date, and the realised precision of each run whose outcomes are known (from the
+    latest pass)."""
+    runs = conn.execute(
+        sa.select(monitor_runs).order_by(monitor_runs.c.as_of, monitor_runs.c.id)
+    ).mappings()
+    latest: dict[str, dict[str, Any]] = {}
+    by_day: dict[tuple[Any, str], dict[str, Any]] = {}
+    for r in runs:
+        row = {
+            **r,
+            "sentences": orjson.loads(r["sentences"]),
+            "headline": orjson.loads(r["headline"]),
+        }
+        latest[r["outcome"]] = row
+        by_day[(r["as_of"], r["outcome"])] = row
+    expected = [
+        {"as_of": day, "outcome": outcome, "p": row["headline"]["expected_precision_at_10pct"]}
+        for (day, outcome), row in by_day.items()
+        if row["headline"].get("expected_precision_at_10pct") is not None
+    ]
+    realised: list[dict[str, Any]] = []
+    for outcome, row in latest.items():
+        got = conn.execute(
+            sa.select(monitor_metrics.c.run_as_of, monitor_metrics.c.value).where(
+                monitor_metrics.c.monitor_id == row["id"],
+                monitor_metrics.c.kind == "realised",
+                monitor_metrics.c.scope == "district",
+                monitor_metrics.c.metric == "precision_at_10pct",
+            )
+        ).all()
+        realised += [{"as_of": d, "outcome": outcome, "p": v} for d, v in got if v is not None]
+    return {"latest": latest, "expected": trend(expected), "realised": trend(realised)}
 
 
 @dataclass

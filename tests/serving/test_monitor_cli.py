@@ -94,3 +94,17 @@ def test_score_monitors_and_the_series_is_stored(tmp_path, monkeypatch):
     assert 'sunflower_monitor_value{metric="expected_precision_at_10pct",outcome="relapse"}' in text
     assert 'sunflower_monitor_value{metric="realised_precision_at_10pct",outcome="relapse"}' in text
     assert "sunflower_score_run_persons" in text and "person_id" not in text
+
+    from serving.auth import add_user, issue_token
+    from tests.web.conftest import sign_in
+
+    add_user(engine, "owner-x", "model_owner")
+    token = issue_token(engine, "owner-x")
+    with TestClient(create_app(get_settings(auth_cache_seconds=0))) as web:
+        sign_in(web, {"owner-x": token}, "owner-x")
+        page = web.get("/model-health")
+        assert page.status_code == 200
+        assert "模型监测" in page.text and "复吸模型" in page.text
+        assert page.text.count('class="trend"') == 2  # expected and realised
+        english = web.get("/model-health?lang=en")
+        assert "Model monitoring" in english.text and "复吸模型" not in english.text
