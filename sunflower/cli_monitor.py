@@ -11,7 +11,9 @@ runs one pass (:func:`models.monitoring.job.run_monitor`) and stores it in
 replaces its rows), logs the headline figures as metrics on the version's
 MLflow run (``monitor.*``, the run date as timestamp) and prints the verdict
 in Chinese. ``sunflower score`` calls it at the end of every run; a monitor
-failure is reported there and never fails the scoring.
+failure is reported there and never fails the scoring. ``--retrain`` points
+``retrain`` at the verdict: the outcomes whose verdict is "retrain recommended"
+are retrained on data known at D (the champion gates still decide).
 
 This pass lives in the CLI layer because it joins both sides: serving owns the
 tables, and serving may not import the models layer's evaluation code
@@ -255,6 +257,14 @@ def show(results: list[Any]) -> None:
 
 def monitor(
     day: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD; default today.")] = None,
+    retrain: Annotated[
+        bool,
+        typer.Option(
+            "--retrain",
+            help="Then retrain (as `sunflower retrain --as-of DATE`) every outcome whose "
+            "verdict is 'retrain recommended'; the champion still moves only if the gates pass.",
+        ),
+    ] = False,
 ) -> None:
     """Monitor the champions on DATE's published run: drift, realised and expected quality."""
     as_of = datetime.strptime(day, "%Y-%m-%d").date() if day else date.today()
@@ -265,6 +275,14 @@ def monitor(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     show(results)
+    due = tuple(r.outcome for r in results if r.verdict.level == "retrain")
+    if retrain and due:
+        from sunflower.cli_models import _run
+
+        console.print(f"retraining on the verdict: {', '.join(due)}")
+        _run(due, None, None, None, datetime.combine(as_of, datetime.min.time()))
+    elif retrain:
+        console.print("no outcome is recommended for retraining: nothing to do")
 
 
 def register(app: typer.Typer) -> None:

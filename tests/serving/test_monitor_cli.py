@@ -108,3 +108,38 @@ def test_score_monitors_and_the_series_is_stored(tmp_path, monkeypatch):
         assert page.text.count('class="trend"') == 2  # expected and realised
         english = web.get("/model-health?lang=en")
         assert "Model monitoring" in english.text and "复吸模型" not in english.text
+
+
+def test_retrain_follows_the_verdict(monkeypatch):
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from sunflower import cli_models, cli_monitor
+    from sunflower.cli import app as cli
+
+    def fake(level: str, outcome: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            outcome=outcome,
+            verdict=SimpleNamespace(level=level, words=level),
+            as_of=pd.Timestamp("2025-06-01"),
+            model_version="3",
+            sentences=[],
+        )
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(cli_monitor, "_engine", lambda: None)
+    monkeypatch.setattr(
+        cli_monitor,
+        "monitor_day",
+        lambda *_a, **_k: [fake("retrain", "relapse"), fake("watch", "loss_of_contact")],
+    )
+    monkeypatch.setattr(cli_models, "_run", lambda *a: calls.append(a))
+    got = CliRunner().invoke(cli, ["monitor", "--date", "2025-06-01", "--retrain"])
+    assert got.exit_code == 0, got.output
+    assert len(calls) == 1 and calls[0][0] == ("relapse",)
+    assert str(calls[0][4].date()) == "2025-06-01"
+    calls.clear()
+    assert CliRunner().invoke(cli, ["monitor", "--date", "2025-06-01"]).exit_code == 0
+    assert calls == []
