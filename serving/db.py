@@ -201,6 +201,17 @@ monitor_metrics = sa.Table(
     sa.Column("value", sa.Float, nullable=True),
 )
 
+#: Scoring runs that failed (the run itself rolled back, so nothing else records them):
+#: one row per failure, written by ``sunflower score`` in its own transaction.
+score_failures = sa.Table(
+    "score_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+)
+
 #: Tables a run owns, children first (the order rows are deleted in).
 RUN_TABLES = (scores, explanations, feature_rows, alerts, town_kpis)
 

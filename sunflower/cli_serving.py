@@ -58,10 +58,15 @@ def score(
             err.print(f"[red]error:[/red] {outcome}: {why}")
         err.print("train and promote champions first: `sunflower train --outcome ...`")
         raise typer.Exit(1)
-    with err.status("scoring…") as status:
-        summary = score_date(
-            _engine(), as_of, loaded.champions, progress=lambda m: status.update(m)
-        )
+    engine = _engine()
+    try:
+        with err.status("scoring…") as status:
+            summary = score_date(
+                engine, as_of, loaded.champions, progress=lambda m: status.update(m)
+            )
+    except Exception as exc:
+        _record_failure(engine, as_of, exc)
+        raise
     console.print(
         f"[green]published[/green] run {summary.run_id} for {summary.as_of}: "
         f"{summary.n_persons:,} persons × {len(summary.models)} outcomes in "
@@ -78,6 +83,24 @@ def score(
             show(monitor_day(_engine(), as_of, lambda m: status.update(m)))
     except Exception as exc:  # noqa: BLE001
         err.print(f"[yellow]monitor:[/yellow] {type(exc).__name__}: {exc}")
+
+
+def _record_failure(engine: Engine, as_of: date, exc: BaseException) -> None:
+    """One row in ``score_failures`` (its own transaction: the run rolled back)."""
+    from features.contract import local_now
+    from serving.db import score_failures
+
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                score_failures.insert().values(
+                    as_of=as_of,
+                    at=local_now().replace(microsecond=0),
+                    error=f"{type(exc).__name__}: {exc}"[:2000],
+                )
+            )
+    except Exception as again:  # noqa: BLE001 - the scoring error is the one to show
+        err.print(f"[yellow]could not record the failure:[/yellow] {again}")
 
 
 def serve(

@@ -1,7 +1,8 @@
 """Prometheus metrics: requests by route and status, latency, and the service's state.
 
 The model monitor's latest verdict and headline figures per outcome, and the
-latest published scoring run's duration, size and finish time, are gauges set
+latest published scoring run's duration, size and finish time, and the failed
+runs (``score_failures``: how many, the latest), are gauges set
 from the database on each scrape (:meth:`Metrics.refresh_from`; issue 16).
 
 Contract: :class:`Metrics` owns a private registry (so several apps can live
@@ -73,6 +74,16 @@ class Metrics:
             "persons in the latest published scoring run",
             registry=self.registry,
         )
+        self.run_failures = Gauge(
+            "sunflower_score_failures",
+            "scoring runs that failed (rolled back), all time",
+            registry=self.registry,
+        )
+        self.run_last_failure = Gauge(
+            "sunflower_score_last_failure_seconds",
+            "when the latest scoring run failed (unix seconds, local time; 0 = never)",
+            registry=self.registry,
+        )
         self.run_finished = Gauge(
             "sunflower_score_run_finished_seconds",
             "when the latest published scoring run finished (unix seconds, local time)",
@@ -85,7 +96,7 @@ class Metrics:
 
         import sqlalchemy as sa
 
-        from serving.db import monitor_runs, score_runs
+        from serving.db import monitor_runs, score_failures, score_runs
 
         with engine.connect() as conn:
             latest = conn.execute(
@@ -94,6 +105,9 @@ class Metrics:
                 .order_by(score_runs.c.finished_at.desc())
                 .limit(1)
             ).first()
+            failures = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(score_failures.c.at))
+            ).one()
             monitored = (
                 conn.execute(
                     sa.select(monitor_runs).order_by(monitor_runs.c.as_of, monitor_runs.c.id)
@@ -106,6 +120,8 @@ class Metrics:
             self.run_persons.set(latest.n_persons)
             if latest.finished_at is not None:
                 self.run_finished.set(latest.finished_at.timestamp())
+        self.run_failures.set(failures[0] or 0)
+        self.run_last_failure.set(failures[1].timestamp() if failures[1] is not None else 0)
         last = {r["outcome"]: r for r in monitored}  # ordered: the latest wins
         self.monitor_verdict.clear()
         for outcome, r in last.items():

@@ -143,3 +143,22 @@ def test_retrain_follows_the_verdict(monkeypatch):
     calls.clear()
     assert CliRunner().invoke(cli, ["monitor", "--date", "2025-06-01"]).exit_code == 0
     assert calls == []
+
+
+def test_failed_runs_are_recorded_and_counted(tmp_path):
+    from features.store import make_engine
+    from serving.api.request_metrics import Metrics
+    from serving.db import migrate
+    from sunflower.cli_serving import _record_failure
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'f.db'}")
+    migrate(engine)
+    metrics = Metrics()
+    metrics.refresh_from(engine)
+    assert "sunflower_score_failures 0.0" in metrics.render().decode()
+    _record_failure(engine, date(2025, 6, 1), RuntimeError("the disk is full"))
+    _record_failure(engine, date(2025, 6, 2), ValueError("bad row"))
+    metrics.refresh_from(engine)
+    text = metrics.render().decode()
+    assert "sunflower_score_failures 2.0" in text
+    assert "sunflower_score_last_failure_seconds 0.0" not in text
