@@ -26,8 +26,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from common.settings import get_settings
 from features.catalog import EventFilter
-from features.settings import get_settings
 
 LABELS_PATH = Path(__file__).with_name("labels.yaml")
 Outcome = Literal["relapse", "loss_of_contact"]

@@ -34,8 +34,8 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from common.settings import get_settings
 from features.config import Outcome
-from features.settings import get_settings
 
 ALIAS = "champion"
 MODEL_NAMES: dict[str, str] = {

@@ -1,4 +1,4 @@
-"""Serving settings: the shared :class:`features.settings.Settings` plus API knobs.
+"""Serving settings: the shared :class:`common.settings.Settings` plus API knobs.
 
 Contract: :func:`get_settings` builds one :class:`ServingSettings` from the
 environment (``SUNFLOWER_*``), explicit overrides winning. Nothing here
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from features.settings import Settings
+from common.settings import Settings
 
 
 class ServingSettings(Settings):

@@ -1,7 +1,7 @@
 """The ``sunflower`` console command (DESIGN §6).
 
 Contract: a thin wiring layer. Each subcommand parses its options, builds
-settings with :func:`features.settings.get_settings` and calls one function of
+settings with :func:`common.settings.get_settings` and calls one function of
 a layer; no domain logic lives here. Heavy imports happen inside commands so
 ``sunflower --help`` stays fast.
 """

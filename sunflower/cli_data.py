@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from features.settings import get_settings
+from common.settings import get_settings
 
 if TYPE_CHECKING:
     from features.mapping import MappingReport

@@ -49,9 +49,9 @@ def register(app: typer.Typer) -> None:
         ] = "local[2]",
     ) -> None:
         """Write features.parquet and manifest.json for one as_of or a panel."""
+        from common.settings import get_settings
         from features.config import use_label_file
         from features.jobs import run_features_job
-        from features.settings import get_settings
 
         if labels is not None:
             use_label_file(labels)

@@ -18,8 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from common.settings import get_settings
 from features.config import OUTCOMES
-from features.settings import get_settings
 
 if TYPE_CHECKING:
     from features.config import Outcome

@@ -77,8 +77,8 @@ def test_score_publishes_both_outcomes(trained: Path) -> None:
 def test_evaluation_uses_only_rows_whose_fate_was_knowable(
     trained: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from common.settings import get_settings
     from features.config import load_label_config
-    from features.settings import get_settings
     from models.config import load_config
     from models.panel import build_panel, load_store, make_folds
 
