@@ -4,7 +4,9 @@ Contract: for each outcome, :func:`monitor_day` reads the published run of D
 (its scores, and the feature vectors it was scored on) and every earlier
 published run, labels the earlier runs whose windows have closed by D with the
 one label rule (:func:`models.monitoring.realised.served_labels`, on the
-events recorded before D), loads the reference profile logged with the model
+events recorded before D; each closed run's realised figures are stored once,
+by the first pass that sees it closed, and only those runs and the two latest
+closed ones are labelled), loads the reference profile logged with the model
 version that scored D (:func:`models.monitoring.reference.reference_for_version`),
 runs one pass (:func:`models.monitoring.job.run_monitor`) and stores it in
 ``monitor_runs`` / ``monitor_metrics`` (a rerun for the same date and outcome
@@ -161,6 +163,35 @@ def _store(engine: Engine, result: Any, realised: pd.DataFrame) -> int:
     return int(new_id)
 
 
+def _to_label(
+    engine: Engine, outcome: str, day: date, shut: dict[date, int], recent: int
+) -> list[int]:
+    """The closed runs this pass labels: those whose realised figures no earlier pass
+    stored (each closed run is stored once), and the ``recent`` latest, which the
+    verdict reads. A year of daily runs is then labelled once, not every day."""
+    stored = _stored_realised(engine, outcome, day)
+    latest = sorted(shut)[-recent:] if recent > 0 else []
+    return [shut[d] for d in sorted(shut) if d not in stored or d in latest]
+
+
+def _stored_realised(engine: Engine, outcome: str, day: date) -> set[date]:
+    """Run dates whose realised figures an earlier pass (not ``day``'s) has stored."""
+    from serving.db import monitor_metrics, monitor_runs
+
+    q = (
+        sa.select(monitor_metrics.c.run_as_of)
+        .join(monitor_runs, monitor_runs.c.id == monitor_metrics.c.monitor_id)
+        .where(
+            monitor_runs.c.outcome == outcome,
+            monitor_runs.c.as_of != day,
+            monitor_metrics.c.kind == "realised",
+        )
+        .distinct()
+    )
+    with engine.connect() as conn:
+        return {r[0] for r in conn.execute(q)}
+
+
 def monitor_day(engine: Engine, day: date, say: Say | None = None) -> list[Any]:
     """One monitoring pass per outcome for the published run of ``day``; stored and logged."""
     from features.config import OUTCOMES, load_label_config
@@ -170,6 +201,7 @@ def monitor_day(engine: Engine, day: date, say: Say | None = None) -> list[Any]:
     from models.monitoring.job import log_headline, run_monitor
     from models.monitoring.realised import audit_attributes, closed, served_labels
     from models.monitoring.reference import reference_for_version
+    from models.monitoring.verdict import Thresholds
     from serving.bands import THRESHOLDS
 
     tell = say or (lambda _m: None)
@@ -183,11 +215,11 @@ def monitor_day(engine: Engine, day: date, say: Say | None = None) -> list[Any]:
     horizon = load_label_config().horizon_days
     observed = pd.Timestamp(day)
     earlier = runs[pd.to_datetime(runs["as_of"]) < observed]
-    shut = [
-        int(i)
+    shut = {
+        pd.Timestamp(d).date(): int(i)
         for i, d in zip(earlier["id"].tolist(), earlier["as_of"].tolist(), strict=True)
         if closed(pd.Timestamp(d), observed, horizon)
-    ]
+    }
     persons = load_persons(engine)
     events = None
     client = registry.connect()
@@ -204,7 +236,8 @@ def monitor_day(engine: Engine, day: date, say: Say | None = None) -> list[Any]:
             tell(f"{outcome}: {exc}")
             continue
         frame = scored.merge(features, on="person_id", how="left", validate="one_to_one")
-        history = _scores(engine, shut, outcome) if shut else pd.DataFrame()
+        needed = _to_label(engine, outcome, day, shut, Thresholds().consecutive)
+        history = _scores(engine, needed, outcome) if needed else pd.DataFrame()
         labels = np.zeros(0)
         if len(history):
             if events is None:
@@ -226,7 +259,11 @@ def monitor_day(engine: Engine, day: date, say: Say | None = None) -> list[Any]:
             band_thresholds=THRESHOLDS[outcome],
             model_version=version,
         )
-        _store(engine, result, result.realised)
+        known = _stored_realised(engine, outcome, day)
+        fresh = result.realised
+        if len(fresh):
+            fresh = fresh[[pd.Timestamp(d).date() not in known for d in fresh["as_of"]]]
+        _store(engine, result, fresh)
         mv = client.get_model_version(registry.model_name(outcome), version)
         log_headline(client, str(mv.run_id), result)
         results.append(result)

@@ -259,8 +259,8 @@ def recent_runs(conn: Connection, limit: int = 7) -> list[dict[str, Any]]:
 def monitor_health(conn: Connection) -> dict[str, Any]:
     """The model monitor on the health page: each outcome's latest verdict and sentences,
     and two trends — the expected precision of the top-10 % list on every monitored
-    date, and the realised precision of each run whose outcomes are known (from the
-    latest pass)."""
+    date, and the realised precision of each run whose outcomes are known (stored
+    once, by the first pass that saw the run closed)."""
     runs = conn.execute(
         sa.select(monitor_runs).order_by(monitor_runs.c.as_of, monitor_runs.c.id)
     ).mappings()
@@ -280,16 +280,22 @@ def monitor_health(conn: Connection) -> dict[str, Any]:
         if row["headline"].get("expected_precision_at_10pct") is not None
     ]
     realised: list[dict[str, Any]] = []
-    for outcome, row in latest.items():
+    for outcome in latest:
         got = conn.execute(
-            sa.select(monitor_metrics.c.run_as_of, monitor_metrics.c.value).where(
-                monitor_metrics.c.monitor_id == row["id"],
+            sa.select(monitor_metrics.c.run_as_of, monitor_metrics.c.value)
+            .join(monitor_runs, monitor_runs.c.id == monitor_metrics.c.monitor_id)
+            .where(
+                monitor_runs.c.outcome == outcome,
                 monitor_metrics.c.kind == "realised",
                 monitor_metrics.c.scope == "district",
                 monitor_metrics.c.metric == "precision_at_10pct",
             )
+            .order_by(monitor_metrics.c.monitor_id)
         ).all()
-        realised += [{"as_of": d, "outcome": outcome, "p": v} for d, v in got if v is not None]
+        last = {row[0]: row[1] for row in got}  # stored once; a rerun replaces it
+        realised += [
+            {"as_of": d, "outcome": outcome, "p": v} for d, v in last.items() if v is not None
+        ]
     return {"latest": latest, "expected": trend(expected), "realised": trend(realised)}
 
 

@@ -80,6 +80,20 @@ def test_score_monitors_and_the_series_is_stored(tmp_path, monkeypatch):
     assert len(history) >= 2
     missing = runner.invoke(cli, ["monitor", "--date", "2024-11-01"])
     assert missing.exit_code == 1 and "sunflower score" in missing.output
+    assert runner.invoke(cli, ["score", "--date", "2024-11-01"]).exit_code == 0
+    with engine.connect() as conn:
+        passes = conn.execute(
+            sa.select(
+                monitor_runs.c.outcome, sa.func.count(sa.distinct(monitor_metrics.c.monitor_id))
+            )
+            .join(monitor_runs, monitor_runs.c.id == monitor_metrics.c.monitor_id)
+            .where(
+                monitor_metrics.c.kind == "realised",
+                monitor_metrics.c.run_as_of == date(2024, 6, 1),
+            )
+            .group_by(monitor_runs.c.outcome)
+        ).all()
+    assert dict(passes) == {"relapse": 1, "loss_of_contact": 1}  # a closed run is stored once
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
