@@ -231,7 +231,11 @@ def _person_outputs(cat: Catalog, spec: FeatureSpec, d: Dialect = DUCKDB) -> lis
 def cohort_outputs(agg: _Aggregates, exclude_transferred_out: bool) -> list[str]:
     """Hidden cohort columns: who is in the programme and in contact at as_of."""
     exit_us = agg(f"min(ts_us) FILTER (WHERE {type_is('program_exit')})")
-    exit_rc = agg(f"{agg.d.arg_min('rc', 'ts_us')} FILTER (WHERE {type_is('program_exit')})")
+    # ties (two exits at one instant, e.g. a same-instant correction): the smaller result
+    # code, as the array engine's min of ts * 16 + rc
+    exit_rc = agg(
+        f"{agg.d.arg_min('rc', 'ts_us * 16 + rc')} FILTER (WHERE {type_is('program_exit')})"
+    )
     lost = agg(f"max(ts_us) FILTER (WHERE {type_is('lost_contact')})")
     back = agg(f"max(ts_us) FILTER (WHERE {type_is('contact_restored')})")
     out_ = agg(f"max(ts_us) FILTER (WHERE {type_is('transfer_out')})")
