@@ -67,7 +67,7 @@ def default_threads(rows: int) -> int:
 
 def probability(logit: np.ndarray) -> np.ndarray:
     """The sigmoid: calibrated probabilities from calibrated log-odds (contribution row sums)."""
-    return 1.0 / (1.0 + np.exp(-logit))
+    return np.asarray(1.0 / (1.0 + np.exp(-logit)))
 
 
 @dataclass(frozen=True)

@@ -188,7 +188,7 @@ class OneRow:
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Contributions to the calibrated log-odds (features, then the base value)."""
         if self.tables is None:
-            return self.predictor.contributions(x.reshape(1, -1))[0]
+            return np.asarray(self.predictor.contributions(x.reshape(1, -1))[0])
         out = self.tables.row(x) * self.predictor.a
         out[-1] += self.predictor.b
         return out

@@ -63,7 +63,7 @@ class CalibratedBooster:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Calibrated probabilities."""
-        return 1.0 / (1.0 + np.exp(-self.log_odds(X)))
+        return np.asarray(1.0 / (1.0 + np.exp(-self.log_odds(X))))
 
     def contributions(self, X: np.ndarray, threads: int = 1) -> np.ndarray:
         """(n, features + 1): contributions to the calibrated log-odds, base value last."""

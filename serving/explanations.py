@@ -169,7 +169,7 @@ def top_spec(body: dict[str, Any]) -> str | None:
     """The catalog entry of the strongest risk-raising driver (一类一策 groups)."""
     for d in body["drivers"]:
         if d["contribution"] > 0:
-            return feature_specs().get(d["feature"], d["feature"])
+            return str(feature_specs().get(d["feature"], d["feature"]))
     return None
 
 

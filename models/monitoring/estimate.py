@@ -26,6 +26,7 @@ estimate.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,9 @@ def expected_precision_recall(p: np.ndarray, selected: np.ndarray) -> tuple[floa
     return (hits / n_sel if n_sel else math.nan, hits / total if total > 0 else math.nan)
 
 
-def _expected(p: np.ndarray, top: np.ndarray, caseload: np.ndarray, pct: int, k: int) -> dict:
+def _expected(
+    p: np.ndarray, top: np.ndarray, caseload: np.ndarray, pct: int, k: int
+) -> dict[str, Any]:
     prec, rec = expected_precision_recall(p, top)
     prec_c, rec_c = expected_precision_recall(p, caseload)
     return {

@@ -140,7 +140,7 @@ def calibration_by_band(served: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
         n=("y", "size"), positives=("y", "sum"), mean_p=("p", "mean"), observed_rate=("y", "mean")
     )
     out["observed_over_expected"] = out["observed_rate"] / out["mean_p"]
-    return out.reset_index()
+    return pd.DataFrame(out.reset_index())
 
 
 def audit_attributes(

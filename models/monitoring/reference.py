@@ -108,7 +108,7 @@ def survival(prob: np.ndarray) -> list[float]:
     if not len(p):
         return [math.nan] * len(GRID)
     below = np.searchsorted(p, GRID, side="left")
-    return ((len(p) - below) / len(p)).round(6).tolist()
+    return [float(v) for v in ((len(p) - below) / len(p)).round(6)]
 
 
 def _profile(

@@ -29,10 +29,11 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from features.config import Outcome
 from serving import auth
 from serving.api import readers
 from serving.api.errors import ApiError, body, unexpected
-from serving.api.schemas import OFFSET_MAX, PAGE_MAX, AlertKind, BandCode, CohortKind, Outcome
+from serving.api.schemas import OFFSET_MAX, PAGE_MAX, AlertKind, BandCode, CohortKind
 from serving.auth import Principal
 
 log = logging.getLogger("sunflower.serving")
@@ -153,7 +154,9 @@ class FrontDoor:
         await _answer(send, readers.score_features(state, who, features, outcomes))
 
 
-async def _list(scope: Scope, who: Principal, args: readers.ListArgs, kind: str, parts: list[str]):
+async def _list(
+    scope: Scope, who: Principal, args: readers.ListArgs, kind: str, parts: list[str]
+) -> bytes:
     state = scope["app"].state.service
     if kind == "me":
         if who.worker_id is None:
@@ -203,7 +206,7 @@ def _principal(scope: Scope, roles: frozenset[str]) -> Principal:
     if scheme.lower() != "bearer" or not token:
         raise Pass
     who = state.tokens.resolve(token)
-    if who is None or who.role not in roles:
+    if not isinstance(who, Principal) or who.role not in roles:
         raise Pass  # FastAPI says 401 / 403 in its words
     return who
 

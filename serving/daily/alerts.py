@@ -25,7 +25,9 @@ def _words() -> dict[str, tuple[str, str]]:
     return {a.name: (a.zh, a.en) for a in load_catalog().alerts}
 
 
-def alert_message(kind: str, since: pd.Timestamp | None, days: float, value: float) -> dict:
+def alert_message(
+    kind: str, since: pd.Timestamp | None, days: float, value: float
+) -> dict[str, str]:
     """The zh-CN/en message of one alert."""
     zh, en = _words()[kind]
     fill = {

@@ -320,7 +320,7 @@ def town_kpis(
     feats: pd.DataFrame,
     names: list[str],
     abstinent: Mapping[tuple[str, str], tuple[int, int]] | None = None,
-) -> list[tuple]:
+) -> list[tuple[Any, ...]]:
     """KPIs per (district, town), from the cohort statuses of the day:
 
     * ``execution_rate`` (执行率) = active / ordered, ordered = :data:`ORDERED_STATUSES`;

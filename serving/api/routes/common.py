@@ -11,9 +11,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
+from features.config import Outcome
 from serving import queries
 from serving.api.errors import ApiError
-from serving.api.schemas import OFFSET_MAX, PAGE_MAX, AlertKind, BandCode, CohortKind, Outcome
+from serving.api.schemas import OFFSET_MAX, PAGE_MAX, AlertKind, BandCode, CohortKind
 
 
 class ListQuery(BaseModel):

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from features.catalog import load_catalog
+from features.config import Outcome
 from serving import exports, queries
 from serving.api import readers
 from serving.api.deps import AggregateReader, PersonReader, StateDep
@@ -30,7 +31,7 @@ from serving.api.routes.common import (
     ListQuery,
     need_run,
 )
-from serving.api.schemas import PAGE_MAX, Aggregates, Groups, Kpis, Outcome, RiskList, RunInfo
+from serving.api.schemas import PAGE_MAX, Aggregates, Groups, Kpis, RiskList, RunInfo
 from serving.api.state import ServiceState
 from serving.audit import Entry
 from serving.auth import Principal

@@ -12,13 +12,13 @@ timeline.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from features.config import OUTCOMES
+from features.config import OUTCOMES, Outcome
 from features.contract import local_now
 from serving import queries
 from serving.api import readers
@@ -31,7 +31,6 @@ from serving.api.schemas import (
     ActionOut,
     Explanation,
     HistoryPoint,
-    Outcome,
     PersonSummary,
     Timeline,
     WhatIfIn,
@@ -51,7 +50,9 @@ DateQ = Annotated[dt.date | None, Query(alias="date", description="run date; def
 
 
 @router.get("/{person_id}", response_model=PersonSummary, summary="A person and current scores")
-async def person(person_id: str, who: PersonReader, state: StateDep, day: DateQ = None) -> dict:
+async def person(
+    person_id: str, who: PersonReader, state: StateDep, day: DateQ = None
+) -> dict[str, Any]:
     with state.engine.connect() as conn:
         row = queries.visible_person(conn, who, person_id)
         if row is None:
@@ -87,7 +88,7 @@ async def history(
     state: StateDep,
     outcome: Outcome | None = None,
     since: dt.date | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     with state.engine.connect() as conn:
         if queries.visible_person(conn, who, person_id) is None:
             raise not_found()
@@ -102,7 +103,7 @@ async def timeline(
     who: PersonReader,
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 200,
-) -> dict:
+) -> dict[str, Any]:
     with state.engine.connect() as conn:
         if queries.visible_person(conn, who, person_id) is None:
             raise not_found()
@@ -147,7 +148,9 @@ def _stored_vector(
     response_model=WhatIfInputs,
     summary="The actionable inputs a what-if may change",
 )
-async def what_if_inputs(person_id: str, who: PersonReader, state: StateDep, day: DateQ = None):
+async def what_if_inputs(
+    person_id: str, who: PersonReader, state: StateDep, day: DateQ = None
+) -> dict[str, Any]:
     run, values = _stored_vector(state, who, person_id, day)
     used = {n for c in state.champions.current.champions.values() for n in c.feature_names}
     inputs = [
@@ -167,7 +170,9 @@ async def what_if_inputs(person_id: str, who: PersonReader, state: StateDep, day
 
 
 @router.post("/{person_id}/what-if", response_model=WhatIfOut, summary="Change inputs, rescore")
-async def what_if(person_id: str, body: WhatIfIn, who: PersonReader, state: StateDep) -> dict:
+async def what_if(
+    person_id: str, body: WhatIfIn, who: PersonReader, state: StateDep
+) -> dict[str, Any]:
     """New score and drivers with changed actionable inputs; nothing is stored."""
     run, values = _stored_vector(state, who, person_id, body.date)
     allowed = actionable_features()
@@ -225,7 +230,9 @@ async def what_if(person_id: str, body: WhatIfIn, who: PersonReader, state: Stat
     status_code=201,
     summary="Record what was done, and feedback on the score",
 )
-def record_action(person_id: str, body: ActionIn, who: PersonReader, state: StateDep) -> dict:
+def record_action(
+    person_id: str, body: ActionIn, who: PersonReader, state: StateDep
+) -> dict[str, Any]:
     """Runs in the thread pool: it writes, and a write may wait for the scoring job."""
     if body.kind == "plan_item" and not body.plan_item:
         raise ApiError(
@@ -264,7 +271,7 @@ def record_action(person_id: str, body: ActionIn, who: PersonReader, state: Stat
 
 
 @router.get("/{person_id}/actions", response_model=list[ActionOut], summary="Recorded actions")
-async def list_actions(person_id: str, who: PersonReader, state: StateDep) -> list[dict]:
+async def list_actions(person_id: str, who: PersonReader, state: StateDep) -> list[dict[str, Any]]:
     with state.engine.connect() as conn:
         if queries.visible_person(conn, who, person_id) is None:
             raise not_found()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from fastapi import APIRouter
@@ -63,7 +64,7 @@ async def score_features(body: FeatureRowIn, who: Scorer, state: StateDep) -> Re
 
 
 @router.post("/history", response_model=AdhocOut, summary="Score a person and their history")
-async def score_history(body: PersonHistoryIn, who: Scorer, state: StateDep) -> dict:
+async def score_history(body: PersonHistoryIn, who: Scorer, state: StateDep) -> dict[str, Any]:
     """The person and events in the input contract, validated like file ingest.
 
     Features are built as of ``as_of`` from the supplied events only (nothing

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
@@ -54,12 +54,12 @@ async def me(who: UserDep) -> Me:
 
 
 @api.get("/models", response_model=ModelsOut, tags=["models"], summary="Champion models")
-async def models(who: UserDep, state: StateDep) -> dict:
+async def models(who: UserDep, state: StateDep) -> dict[str, Any]:
     """Versions, training date and headline metrics of the loaded champions; band thresholds."""
     return {"models": state.champions.info(), "bands": {k: list(v) for k, v in THRESHOLDS.items()}}
 
 
-async def reload_models(state: ServiceState, request: Request | None = None) -> dict:
+async def reload_models(state: ServiceState, request: Request | None = None) -> dict[str, Any]:
     """Load the newly promoted champions in a thread, then swap (requests keep flowing)."""
     before = state.champions.info()
     await asyncio.to_thread(state.champions.reload)
@@ -72,7 +72,7 @@ async def reload_models(state: ServiceState, request: Request | None = None) -> 
 
 
 @api.post("/admin/reload", response_model=ReloadOut, tags=["admin"], summary="Reload champions")
-async def reload(who: Admin, state: StateDep, request: Request) -> dict:
+async def reload(who: Admin, state: StateDep, request: Request) -> dict[str, Any]:
     return await reload_models(state, request)
 
 
@@ -87,7 +87,7 @@ async def audit_log(
     until: dt.datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
     offset: Annotated[int, Query(ge=0, le=OFFSET_MAX)] = 0,
-) -> dict:
+) -> dict[str, Any]:
     """Read-only: entries newest first. The log cannot be edited through the API."""
     total, items = await asyncio.to_thread(
         audit.query,
@@ -104,12 +104,12 @@ async def audit_log(
 
 
 @api.get("/admin/users", response_model=list[Me], tags=["admin"], summary="Accounts")
-async def users(who: Admin, state: StateDep) -> list[dict]:
+async def users(who: Admin, state: StateDep) -> list[dict[str, Any]]:
     return list_users(state.engine)
 
 
 @ops.get("/healthz", response_model=Health, summary="Liveness")
-async def healthz() -> dict:
+async def healthz() -> dict[str, Any]:
     return {"status": "ok"}
 
 
