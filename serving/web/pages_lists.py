@@ -24,13 +24,14 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from features.config import OUTCOMES
 from serving import queries
 from serving.audit import Entry
 
 from . import sheets
 from .follow_up import FollowUp, follow_up
 from .i18n import lang_of
-from .listing import OUTCOMES, Filters, ListPage, caseload, parse_filters
+from .listing import Filters, ListPage, caseload, parse_filters
 from .render import page, redirect
 from .visitor import Visitor, error_page, home_of, state_of, to_sign_in, visitor
 

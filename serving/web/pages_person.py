@@ -23,13 +23,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from features.config import OUTCOMES
 from serving.api.errors import ApiError
 from serving.api.routes.persons import record_action, what_if
 from serving.api.schemas import ActionIn, WhatIfIn
 from serving.audit import Entry
 
 from . import charts
-from .listing import OUTCOMES
 from .pages_lists import not_found
 from .person_view import PersonView, load_person
 from .render import page, redirect

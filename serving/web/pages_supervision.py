@@ -24,13 +24,13 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from features.config import OUTCOMES
 from features.schedule import escalation
 from serving import duties, queries
 from serving.audit import Entry
 from serving.bands import THRESHOLDS
 
 from . import supervision
-from .listing import OUTCOMES
 from .pages_lists import not_found
 from .render import page
 from .visitor import Visitor, error_page, state_of, to_sign_in, visitor

@@ -24,12 +24,13 @@ import numpy as np
 import orjson
 from sqlalchemy.engine import Connection
 
+from features.config import OUTCOMES
 from serving import queries
 from serving.auth import Principal
 from serving.explanations import actionable_features
 from serving.web.reasons import PlanSuggestion, suggested_plan
 
-from .listing import OUTCOMES, Since, rows_for, since_previous
+from .listing import Since, rows_for, since_previous
 
 TREND_DAYS = 180
 TIMELINE_MAX = 80

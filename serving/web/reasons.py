@@ -35,7 +35,7 @@ signs (the catalog's plan item), from current alerts (:data:`ALERT_PLAN`), and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal
@@ -202,7 +202,7 @@ def main_reason(drivers: Mapping[str, list[Mapping[str, Any]]], lead: str) -> Re
     """The list's one reason (see the module docstring); ``drivers`` by outcome."""
     order = [lead, *(o for o in drivers if o != lead)]
     tagged = [(o, d, kind_of(d)) for o in order for d in drivers.get(o, [])]
-    tests = (
+    tests: tuple[Callable[[Mapping[str, Any], str], bool], ...] = (
         lambda d, k: k == "sign" and d["contribution"] > 0,
         lambda d, k: k == "concern",
         lambda d, k: k == "sign",

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 
 from openpyxl import Workbook
 
+from features.config import OUTCOMES
 from serving.exports import Cell, csv_bytes, safe_cell
 from serving.web.reasons import Lang
 
 from .i18n import translator
-from .listing import OUTCOMES, Row
+from .listing import Row
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
