@@ -56,14 +56,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.catalog import Catalog, load_catalog
+from features.catalog import AlertSettings, Catalog, load_catalog
 from features.config import OUTCOMES, LabelConfig, config_record, load_label_config
 from features.contract import LOCAL_TZ, PERSON_COLUMN_NAMES
+from features.engine.alert_rules import raise_alerts
 from features.engine.codes import DAY_US
 from features.engine.dialect import SPARK
-from features.engine.protocol import CHUNK_ROWS, Evaluated
+from features.engine.protocol import CHUNK_ROWS, Alerts, Evaluated
 from features.engine.session import EntityRows, Session, Source
-from features.engine.sql_backend import feature_query
+from features.engine.sql_backend import alert_inputs, alert_query, feature_query
 from features.engine.sql_events import SUP_QUERY, ev_query, raw_query
 
 if TYPE_CHECKING:
@@ -143,13 +144,15 @@ def _as_parquet(source: Source, folder: Path, name: str) -> Path:
     return Path(source)
 
 
-def _evaluated(frame: pd.DataFrame, catalog: Catalog, cohort_only: bool) -> Evaluated:
+def _evaluated(
+    frame: pd.DataFrame, catalog: Catalog, cohort_only: bool, alerts: Alerts | None = None
+) -> Evaluated:
     status = frame["_status"].to_numpy(dtype=object)
     if cohort_only:
-        return Evaluated(pd.DataFrame(index=pd.RangeIndex(len(frame))), status)
+        return Evaluated(pd.DataFrame(index=pd.RangeIndex(len(frame))), status, alerts)
     names = [c for c in frame.columns if c not in {"row_id", "person_id", "as_of"}]
     features = frame[[c for c in names if not c.startswith("_")]]
-    return Evaluated(features.reset_index(drop=True), status)
+    return Evaluated(features.reset_index(drop=True), status, alerts)
 
 
 class SparkBackend:
@@ -188,8 +191,13 @@ class SparkBackend:
         *,
         cohort_only: bool = False,
         chunk_rows: int = CHUNK_ROWS,
+        alerts: AlertSettings | None = None,
     ) -> Evaluated:
-        """:func:`feature_query` (Spark dialect) over the session's sources; rows in order."""
+        """:func:`feature_query` (Spark dialect) over the session's sources; rows in order.
+
+        Given ``alerts``, :func:`alert_query` (Spark dialect) gives each chunk's
+        aggregates and the one set of rules (:func:`raise_alerts`) raises them.
+        """
         from pyspark.sql.types import LongType, StringType, StructField, StructType
 
         self._register(session)
@@ -206,7 +214,8 @@ class SparkBackend:
                 StructField("as_us", LongType(), False),
             ]
         )
-        parts = []
+        alert_sql = None if alerts is None else alert_query(catalog, alerts, SPARK)
+        parts, raised = [], []
         for lo in range(0, max(len(rows), 1), chunk_rows):
             part = rows.take(slice(lo, lo + chunk_rows))
             ent = pd.DataFrame(
@@ -218,8 +227,12 @@ class SparkBackend:
             )
             self.spark.createDataFrame(ent, schema).createOrReplaceTempView("ent")
             parts.append(self.spark.sql(sql).toPandas())
+            if alerts is not None and alert_sql is not None:
+                got = alert_inputs(catalog, self.spark.sql(alert_sql).toPandas())
+                raised.append((raise_alerts(catalog, alerts, got), lo))
         frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        return _evaluated(frame, catalog, cohort_only)
+        found = Alerts.concat(raised, [a.name for a in catalog.alerts]) if raised else None
+        return _evaluated(frame, catalog, cohort_only, found)
 
     def close(self) -> None:
         """Drop the registered sources' caches and temporary files (the Spark session stays)."""

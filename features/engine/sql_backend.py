@@ -298,14 +298,15 @@ FROM ent n JOIN per p ON p.person_id = n.person_id LEFT JOIN a ON a.row_id = n.r
 """
 
 
-def alert_query(cat: Catalog, settings: AlertSettings) -> str:
+def alert_query(cat: Catalog, settings: AlertSettings, dialect: Dialect = DUCKDB) -> str:
     """The aggregates the alert rules read (:class:`~features.engine.alert_rules.AlertInputs`).
 
     One row per entity row (``ent``), in row order: ``as_us``, the programme
     dates, ``worker_id``, and per rule ``last_<name>`` / ``contact_<name>`` /
     ``recent_ts_<name>`` + ``recent_value_<name>`` / ``sum_<name>`` +
     ``prior_<name>`` / ``places_<name>`` (NULL: none), from the events visible at
-    as_of (the same time rule as the features).
+    as_of (the same time rule as the features). Rendered in ``dialect``, as
+    :func:`feature_query`.
     """
     outputs: list[str] = []
     recent: list[str] = []
@@ -343,7 +344,9 @@ def alert_query(cat: Catalog, settings: AlertSettings) -> str:
             outputs.append(
                 f"max(ts_us) FILTER (WHERE {filter_sql(flag.events)}) AS last_{flag.name}"
             )
-    values = ",\n  ".join(recent) if recent else "NULL AS no_recent"
+    values = ",\n  ".join(recent) if recent else "CAST(NULL AS DOUBLE) AS no_recent"
+    start = dialect.epoch_us("CAST(p.program_start AS DATE)")
+    end = dialect.epoch_us("CAST(p.program_end AS DATE)")
     return f"""
 WITH j AS (
   SELECT n.row_id, n.as_us, v.ts_us, v.rec_us, v.tc, v.rc, CAST(v.value AS DOUBLE) AS value,
@@ -351,25 +354,23 @@ WITH j AS (
   FROM ent n JOIN ev v ON v.person_id = n.person_id
   WHERE v.rec_us < n.as_us AND v.sup_us >= n.as_us
 ), a AS (
-  SELECT row_id,
-  {", ".join(outputs) if outputs else "NULL AS nothing"}
+  SELECT row_id AS a_row,
+  {", ".join(outputs) if outputs else "CAST(NULL AS DOUBLE) AS nothing"}
   FROM j GROUP BY row_id
 ), b AS (
-  SELECT j.row_id,
+  SELECT j.row_id AS b_row,
   {values}
-  FROM j JOIN a ON a.row_id = j.row_id GROUP BY j.row_id
+  FROM j JOIN a ON a.a_row = j.row_id GROUP BY j.row_id
 )
-SELECT n.row_id, n.as_us,
-  epoch_us(CAST(CAST(p.program_start AS DATE) AS TIMESTAMP)) AS start_us,
-  epoch_us(CAST(CAST(p.program_end AS DATE) AS TIMESTAMP)) AS end_us,
-  CAST(p.worker_id AS VARCHAR) AS worker_id, a.*, b.*
+SELECT n.row_id, n.as_us, {start} AS start_us, {end} AS end_us,
+  CAST(p.worker_id AS {dialect.string}) AS worker_id, a.*, b.*
 FROM ent n JOIN per p ON p.person_id = n.person_id
-LEFT JOIN a ON a.row_id = n.row_id LEFT JOIN b ON b.row_id = n.row_id
+LEFT JOIN a ON a.a_row = n.row_id LEFT JOIN b ON b.b_row = n.row_id
 ORDER BY n.row_id
 """
 
 
-def _alert_inputs(cat: Catalog, frame: pd.DataFrame) -> AlertInputs:
+def alert_inputs(cat: Catalog, frame: pd.DataFrame) -> AlertInputs:
     def us(col: str) -> np.ndarray:
         return frame[col].astype("Int64").fillna(NO_TIME).to_numpy(dtype=np.int64)
 
@@ -434,7 +435,7 @@ class SqlBackend:
             )
             parts.append(con.execute(sql).df())
             if alerts is not None:
-                got = _alert_inputs(catalog, con.execute(alert_query(catalog, alerts)).df())
+                got = alert_inputs(catalog, con.execute(alert_query(catalog, alerts)).df())
                 raised.append((raise_alerts(catalog, alerts, got), lo))
         frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         status = frame["_status"].to_numpy(dtype=object)

@@ -5,7 +5,9 @@ On ``local[2]`` (one Spark session for the module, ``SPARK_LOCAL_IP=127.0.0.1``)
 * the backend (:class:`features.engine.spark.SparkBackend`) against the array
   engine on a small simulated district with corrections added (later versions of
   some events, one same-instant tie), at midnight and mid-morning as_of dates:
-  features with their dtypes and the cohort status of every row;
+  features with their dtypes and the cohort status of every row, and the
+  catalog's alerts and cohort flags (``alert_query`` in the Spark dialect, the one
+  set of rules): row, kind, since, days, value and every row's cohort mask;
 * the same on the shipped examples (``tests/fixtures/examples``), monthly over
   their whole span, so not-started, ended and exited people are in it;
 * the job (:func:`features.engine.spark.run_spark_features_job`: Spark reads the
@@ -52,13 +54,23 @@ def assert_same(got: object, want: object) -> None:
     for col in w.columns:
         assert g[col].dtype == w[col].dtype, col
         np.testing.assert_array_equal(g[col].to_numpy(), w[col].to_numpy(), err_msg=col)
+    a, b = got.alerts, want.alerts  # type: ignore[attr-defined]
+    assert a is not None and b is not None
+    for field in ("row", "kind", "since_us", "days", "value", "cohort_mask"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
 
 
 def both(backend: SparkBackend, persons: pd.DataFrame, events: pd.DataFrame, ent: pd.DataFrame):
     with Session.open(persons, events) as session:
-        want = get_historical_features(session, ent, backend="array")
+        want = get_historical_features(session, ent, backend="array", alerts=True)
+        catalog = load_catalog()
         got = backend.evaluate(
-            session, session.rows(ent), load_catalog(), load_label_config(), chunk_rows=5_000
+            session,
+            session.rows(ent),
+            catalog,
+            load_label_config(),
+            chunk_rows=5_000,
+            alerts=catalog.alert_settings,
         )
     return got, want
 
@@ -78,6 +90,9 @@ def test_spark_backend_equals_the_array_engine_on_a_simulated_district(
     assert_same(got, want)
     assert set(want.status) >= {"active", "not_started"}
     assert len(want.features.columns) > 100
+    assert want.alerts is not None and (want.alerts.cohort_mask != 0).any()
+    rules = {"overdue_test", "medicine_purchase", "medicine_quantity_30d"}
+    assert rules | {"medicine_pharmacies", "medicine_sharp_rise"} <= set(want.alerts.kind)
 
 
 def test_spark_backend_equals_the_array_engine_on_the_shipped_examples(
@@ -90,6 +105,7 @@ def test_spark_backend_equals_the_array_engine_on_the_shipped_examples(
     got, want = both(backend, data.persons, data.events, ent)
     assert_same(got, want)
     assert {"active", "not_started", "ended"} <= set(want.status)
+    assert want.alerts is not None and len(want.alerts.row) > 0
 
 
 def test_the_spark_job_writes_what_the_embedded_job_writes(
