@@ -11,8 +11,11 @@ and each worker's escalated duties (:mod:`serving.duties`; the details on
 the same 404 page as an unknown one. Each view writes one audit line
 (``web_town``). ``/model-health`` (every signed-in role) shows the champions'
 versions, training dates and evaluation figures, the recent scoring runs, and the
-model monitor (issue 16): each outcome's latest verdict in plain Chinese and two
-trend charts — expected and realised precision of the top-10 % list.
+model monitor (issue 16): each outcome's latest verdict in plain Chinese, two
+trend charts — expected and realised precision of the top-10 % list — and a
+table of the towns of each outcome's latest monitored run (verdict, expected and
+realised precision, the gap, the input that moved most), for supervisors within
+their scope (a town supervisor: their town), model owners and admins.
 """
 
 from __future__ import annotations
@@ -38,11 +41,12 @@ from .visitor import Visitor, error_page, state_of, to_sign_in, visitor
 router = APIRouter(include_in_schema=False)
 
 
-def _model_health(request: Request) -> dict[str, Any]:
+def _model_health(request: Request, v: Visitor) -> dict[str, Any]:
     state = state_of(request)
     with state.engine.connect() as conn:
         runs = supervision.recent_runs(conn)
         monitor = supervision.monitor_health(conn)
+        monitor["towns"] = supervision.monitor_towns(conn, v.who, monitor["latest"])
     return {
         "models": state.champions.info(),
         "runs": runs,
@@ -56,7 +60,7 @@ async def model_health(request: Request) -> Response:
     v = await visitor(request)
     if v is None:
         return to_sign_in(request)
-    health = await asyncio.to_thread(_model_health, request)
+    health = await asyncio.to_thread(_model_health, request, v)
     return page(request, "model_health.html", v.who, v.csrf, health=health)
 
 
@@ -155,5 +159,5 @@ def _town_data(
                 ).to_dict("records")
             },
         }
-    data["health"] = _model_health(request)
+    data["health"] = _model_health(request, v)
     return data

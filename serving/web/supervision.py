@@ -27,7 +27,9 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from serving.auth import Principal
+from features.catalog import load_catalog
+from serving import queries
+from serving.auth import AGGREGATE_READERS, Principal
 from serving.db import explanations, monitor_metrics, monitor_runs, score_runs, scores, town_kpis
 from serving.explanations import feature_specs
 from serving.flags import COHORT_BITS
@@ -297,6 +299,112 @@ def monitor_health(conn: Connection) -> dict[str, Any]:
             {"as_of": d, "outcome": outcome, "p": v} for d, v in last.items() if v is not None
         ]
     return {"latest": latest, "expected": trend(expected), "realised": trend(realised)}
+
+
+#: Largest input drift shown per town from this PSI up (the monitor's ``psi_watch``,
+#: :class:`models.monitoring.verdict.Thresholds`): below it a town's inputs have not moved.
+TOWN_PSI_SHOWN = 0.10
+#: Drift items that are not model inputs.
+NOT_INPUTS = ("score", "band")
+
+
+def monitor_towns(
+    conn: Connection, who: Principal, latest: Mapping[str, Mapping[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Per outcome, the towns of its latest monitored run within the caller's scope.
+
+    A row: town; verdict (the worst non-``info`` evidence of the town, ``ok`` when
+    none); expected precision@10 % (CBPE) of the run; the latest closed run whose
+    realised precision@10 % is stored for the town (as of the run), with the gap
+    realised − expected on that run (its expected figure is stored by its own pass);
+    the input with the largest PSI (not a total since records began) when it is at
+    least :data:`TOWN_PSI_SHOWN`. Supervisors see the towns :func:`places` gives
+    them on the latest published run (the scope rule, in SQL); admins and model
+    owners every town; other roles none (aggregates are for
+    :data:`serving.auth.AGGREGATE_READERS`).
+    """
+    if who.role not in AGGREGATE_READERS or not latest:
+        return {}
+    allowed: set[str] | None = None
+    if who.role == "supervisor":
+        run = queries.run_for(conn, None)
+        allowed = {t for _d, t in places(conn, who, run.id)} if run is not None else set()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for outcome, mon in latest.items():
+        towns = _town_figures(conn, outcome, mon)
+        rows = [r for t, r in sorted(towns.items()) if allowed is None or t in allowed]
+        if rows:
+            out[outcome] = rows
+    return out
+
+
+def _town_figures(
+    conn: Connection, outcome: str, mon: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    m = monitor_metrics.c
+    today = conn.execute(
+        sa.select(m.kind, m.key, m.metric, m.value).where(
+            m.monitor_id == mon["id"], m.scope == "town", m.kind.in_(("expected", "drift"))
+        )
+    ).all()
+    towns: dict[str, dict[str, Any]] = {}
+
+    def row(town: str) -> dict[str, Any]:
+        return towns.setdefault(
+            town,
+            {
+                "town": town,
+                "level": "ok",
+                "expected": None,
+                "realised": None,
+                "realised_as_of": None,
+                "gap": None,
+                "drift": None,
+                "psi": None,
+            },
+        )
+
+    totals = {f.name for f in load_catalog().features() if f.window == "all"}
+    for kind, town, metric, value in today:
+        r = row(town)
+        if kind == "expected" and metric == "precision_at_10pct":
+            r["expected"] = value
+        elif kind == "drift" and metric.endswith(".psi") and value is not None:
+            item = metric[: -len(".psi")]
+            if item in NOT_INPUTS or item in totals or value < TOWN_PSI_SHOWN:
+                continue
+            if r["psi"] is None or value > r["psi"]:
+                r["drift"], r["psi"] = item, value
+    for e in orjson.loads(mon.get("evidence") or "[]"):
+        if e.get("scope") == "town" and e.get("level") in ("watch", "retrain"):
+            r = row(str(e["key"]))
+            if e["level"] == "retrain" or r["level"] == "ok":
+                r["level"] = e["level"]
+    runs = monitor_runs.c
+    closed = conn.execute(
+        sa.select(m.run_as_of, m.key, m.kind, m.value)
+        .join(monitor_runs, runs.id == m.monitor_id)
+        .where(
+            runs.outcome == outcome,
+            runs.as_of <= mon["as_of"],
+            m.scope == "town",
+            m.metric == "precision_at_10pct",
+            m.kind.in_(("realised", "expected")),
+            m.value.is_not(None),
+        )
+        .order_by(m.run_as_of, m.monitor_id)
+    ).all()
+    realised = {(d, t): v for d, t, k, v in closed if k == "realised"}
+    expected = {(d, t): v for d, t, k, v in closed if k == "expected"}
+    for (day, town), value in realised.items():  # run dates ascending: the latest stays
+        if town in towns:
+            got = expected.get((day, town))
+            towns[town] |= {
+                "realised": value,
+                "realised_as_of": day,
+                "gap": value - got if got is not None else None,
+            }
+    return towns
 
 
 @dataclass

@@ -199,6 +199,16 @@ def spec_label(spec: str, lang: Lang, value_is_zero: bool = False) -> str:
     return " ".join(text.split())
 
 
+def input_name(name: str, lang: Lang) -> str:
+    """A model input the monitor names (a feature column or a one-hot group) in the
+    catalog's words, the number left open (``在过去180天内尿检若干次``)."""
+    f = feature(name)
+    if f is None:
+        return spec_label(name, lang) if name in _specs() else pick(("一项输入", "an input"), lang)
+    text = f.zh if lang == "zh" else f.en
+    return " ".join(text.replace("{value}", "若干" if lang == "zh" else "several").split())
+
+
 #: Controlled medicines (features.contract.CONTROLLED_MEDICINES) in words.
 MEDICINES: dict[str, tuple[str, str]] = {
     "codeine_syrup": ("含可待因止咳水", "codeine syrup"),

@@ -120,6 +120,7 @@ def test_score_monitors_and_the_series_is_stored(tmp_path, monkeypatch):
         assert page.status_code == 200
         assert "模型监测" in page.text and "复吸模型" in page.text
         assert page.text.count('class="trend"') == 2  # expected and realised
+        assert page.text.count('<table class="plain monitor-towns">') == 2  # towns, per outcome
         english = web.get("/model-health?lang=en")
         assert "Model monitoring" in english.text and "复吸模型" not in english.text
 
