@@ -30,7 +30,7 @@ from serving.audit import Entry
 from serving.web.sheets import XLSX_TYPE, _cell
 
 from .pages_lists import not_found
-from .render import page
+from .render import page, redirect
 from .visitor import Visitor, error_page, home_of, state_of, to_sign_in, visitor
 
 router = APIRouter(include_in_schema=False)
@@ -47,7 +47,7 @@ async def my_due(request: Request) -> Response:
     if v is None:
         return to_sign_in(request)
     if v.who.worker_id is None:
-        return Response(status_code=303, headers={"Location": home_of(v.who)})
+        return redirect(home_of(v.who))
     return await _due_page(request, v, v.who.worker_id, own=True)
 
 
